@@ -1,0 +1,56 @@
+"""Building a community (config -> data set -> static params + precomputed arrays), cached.
+
+Loading a year of data and precomputing prices and forecasts happens once per distinct
+(config, data set, forecast provider); every env built on the same inputs shares the result.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+from energy_env.config import EnvConfig
+from energy_env.core import CommunityData, CommunityParams, build_data, build_params
+from energy_env.data import Dataset, load_dataset
+from energy_env.forecast import ForecastProvider
+
+
+@dataclass(frozen=True)
+class Community:
+    """A config with its data set, static parameters and per-data-set arrays."""
+
+    config: EnvConfig
+    params: CommunityParams
+    data: CommunityData
+
+    @property
+    def dataset(self) -> Dataset:
+        return self.data.dataset
+
+    @property
+    def num_households(self) -> int:
+        return self.data.dataset.num_households
+
+
+def build_community(
+    config: EnvConfig, dataset: Dataset | None = None, provider: ForecastProvider | None = None
+) -> Community:
+    """The community for ``config``; ``dataset``/``provider`` override the config's data and forecasts.
+
+    Without overrides the result is cached on the config, so building many envs is cheap.
+    """
+    if dataset is None and provider is None:
+        return _cached(json.dumps(config.model_dump(mode="json"), sort_keys=True))
+    if dataset is None:
+        dataset = load_dataset(config.data, config.num_households, config.seed)
+    if dataset.num_households != config.num_households:
+        config = config.model_copy(update={"num_households": dataset.num_households})
+    return Community(config, build_params(config, dataset.num_households), build_data(config, dataset, provider))
+
+
+@lru_cache(maxsize=16)
+def _cached(config_json: str) -> Community:
+    config = EnvConfig.model_validate_json(config_json)
+    dataset = load_dataset(config.data, config.num_households, config.seed)
+    return Community(config, build_params(config, dataset.num_households), build_data(config, dataset))

@@ -1,0 +1,424 @@
+"""The simulation core: pure functions over B scenarios x N households.
+
+Three pieces, in the style of Gymnasium's functional environments:
+
+* :class:`CommunityParams`: everything static (battery arrays, limits, market rule);
+* :class:`CommunityData`: everything that does not depend on actions, precomputed once per data
+  set (prices, forecasts, time features, the baseline's cost, the coordinator's price estimate);
+* :class:`State` plus :func:`reset_state`, :func:`transition` and :func:`observe`.
+
+Arrays are ``(B, N)`` per household and ``(B,)`` per scenario. One step is a fixed number of numpy
+operations whatever B and N are: there is no Python loop over households or scenarios.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from energy_env import battery as bat
+from energy_env import grid, market, signals
+from energy_env.config import INTERVALS_PER_DAY, EnvConfig
+from energy_env.data.dataset import DataError, Dataset
+from energy_env.forecast import ForecastProvider, make_provider
+from energy_env.tariff import build_price_table
+
+
+@dataclass(frozen=True)
+class CommunityParams:
+    """Static parameters of a community."""
+
+    battery: bat.BatteryParams
+    import_limit_kwh: float
+    export_limit_kwh: float
+    mechanism: str
+    loss: float
+    reward_kind: str
+    sdr_observation_cap: float
+    horizon: int
+    terminal_price_usd_per_kwh: float | None  # None: the off-peak import price of the last day
+
+
+@dataclass(frozen=True)
+class CommunityData:
+    """Per-data-set arrays, computed once and shared (read-only) by every env and scenario."""
+
+    dataset: Dataset
+    load_kwh: np.ndarray  # (T, N)
+    pv_kwh: np.ndarray  # (T, N)
+    import_usd_per_kwh: np.ndarray  # (T,)
+    export_usd_per_kwh: np.ndarray  # (T,)
+    import_fc_usd_per_kwh: np.ndarray  # (T, H): prices are known ahead (tariff)
+    export_fc_usd_per_kwh: np.ndarray  # (T, H)
+    load_fc_kwh: np.ndarray  # (T, N, H)
+    pv_fc_kwh: np.ndarray  # (T, N, H)
+    time_features: np.ndarray  # (T, 6) float32, see TIME_FEATURES
+    baseline_cost_usd: np.ndarray  # (T, N): battery idle, no P2P, plain PG&E
+    expected_price_usd_per_kwh: np.ndarray  # (T,): coordinator's estimate for t, published at t-1
+    expected_sdr: np.ndarray  # (T,)
+    passive_price_usd_per_kwh: np.ndarray  # (T,): the market with idle batteries (used at reset)
+    passive_sdr: np.ndarray  # (T,)
+    offpeak_usd_per_kwh: np.ndarray  # (days,): the off-peak import rate of each day
+    forecast_name: str
+    pricing_description: str
+
+
+TIME_FEATURES = ("time_of_day_sin", "time_of_day_cos", "day_of_year_sin", "day_of_year_cos", "is_weekend", "is_peak")
+
+
+@dataclass(frozen=True)
+class State:
+    """Dynamic state of B scenarios."""
+
+    t: np.ndarray  # (B,) global interval index of the next step
+    start: np.ndarray  # (B,) index of the episode's first interval
+    end: np.ndarray  # (B,) index one past the episode's last interval
+    soc_kwh: np.ndarray  # (B, N)
+    soc_start_kwh: np.ndarray  # (B, N)
+    throughput_kwh: np.ndarray  # (B, N) AC throughput so far this episode
+    last_price_usd_per_kwh: np.ndarray  # (B,)
+    last_sdr: np.ndarray  # (B,)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Flows of one step, ``(B, N)`` per household, ``(B,)`` per scenario. Energies in kWh."""
+
+    load_kwh: np.ndarray
+    pv_kwh: np.ndarray
+    pv_curtailed_kwh: np.ndarray
+    battery_ac_kwh: np.ndarray
+    soc_kwh: np.ndarray
+    grid_import_kwh: np.ndarray
+    grid_export_kwh: np.ndarray
+    p2p_bought_kwh: np.ndarray
+    p2p_sold_kwh: np.ndarray
+    p2p_paid_usd: np.ndarray
+    p2p_revenue_usd: np.ndarray
+    degradation_usd: np.ndarray
+    terminal_settlement_usd: np.ndarray
+    cost_usd: np.ndarray
+    baseline_cost_usd: np.ndarray
+    reward: np.ndarray
+    action_clipped_kwh: np.ndarray
+    action_out_of_box: np.ndarray
+    constraint_violation_kwh: np.ndarray
+    import_price_usd_per_kwh: np.ndarray
+    export_price_usd_per_kwh: np.ndarray
+    market_price_usd_per_kwh: np.ndarray
+    sdr: np.ndarray
+    market_cleared: np.ndarray
+    done: np.ndarray
+
+
+# ---------------------------------------------------------------------------------------------
+# Building params and per-data-set arrays
+
+
+def build_params(cfg: EnvConfig, num_households: int) -> CommunityParams:
+    """Static parameters from a config."""
+    return CommunityParams(
+        battery=bat.battery_params(cfg.battery, num_households),
+        import_limit_kwh=cfg.grid.import_limit_kwh,
+        export_limit_kwh=cfg.grid.export_limit_kwh,
+        mechanism=cfg.market.mechanism,
+        loss=cfg.market.transmission_loss,
+        reward_kind=cfg.reward.kind,
+        sdr_observation_cap=cfg.market.sdr_observation_cap,
+        horizon=cfg.forecast.horizon,
+        terminal_price_usd_per_kwh=cfg.tariff.terminal_price_usd_per_kwh,
+    )
+
+
+def _time_features(dataset: Dataset, is_peak: np.ndarray) -> np.ndarray:
+    ts = dataset.timestamps
+    tod = (ts.hour * 60 + ts.minute).to_numpy() / (24 * 60)
+    doy = (ts.day_of_year.to_numpy() - 1) / 365.25
+    weekend = (ts.day_of_week.to_numpy() >= 5).astype(np.float64)
+    two_pi = 2 * np.pi
+    feats = np.stack(
+        [np.sin(two_pi * tod), np.cos(two_pi * tod), np.sin(two_pi * doy), np.cos(two_pi * doy), weekend, is_peak.astype(np.float64)],
+        axis=1,
+    )
+    return feats.astype(np.float32)
+
+
+def _price_windows(price: np.ndarray, horizon: int) -> np.ndarray:
+    padded = np.concatenate([price[1:], np.repeat(price[-1:], horizon)])
+    return np.lib.stride_tricks.sliding_window_view(padded, horizon)[: len(price)]
+
+
+def baseline_cost_usd(load_kwh, pv_kwh, import_usd, export_usd, export_limit_kwh) -> np.ndarray:
+    """Cost of each home alone on plain PG&E pricing: battery idle, no P2P market."""
+    net = load_kwh - pv_kwh
+    exported = np.minimum(np.maximum(-net, 0.0), export_limit_kwh)  # the rest is curtailed
+    return np.maximum(net, 0.0) * import_usd[..., None] - exported * export_usd[..., None]
+
+
+def build_data(cfg: EnvConfig, dataset: Dataset, provider: ForecastProvider | None = None) -> CommunityData:
+    """Precompute every action-independent array of a data set (prices, forecasts, baseline)."""
+    params_limit = cfg.grid.import_limit_kwh
+    over = dataset.load_kwh - dataset.pv_kwh > params_limit
+    if over.any():
+        r, h = np.argwhere(over)[0]
+        raise DataError(
+            f"{dataset.name}: household {dataset.household_ids[h]} needs {dataset.load_kwh[r, h] - dataset.pv_kwh[r, h]:.3f} kWh "
+            f"at row {r} ({dataset.timestamps[r]}), above the import limit of {params_limit} kWh per interval"
+        )
+    provider = provider or make_provider(cfg.forecast.provider)
+    horizon = cfg.forecast.horizon
+    prices = build_price_table(dataset.timestamps, cfg.tariff)
+    imp, exp = prices.import_usd_per_kwh, prices.export_usd_per_kwh
+    load_fc, pv_fc = provider.forecast(dataset, horizon)
+    expected_shape = (*dataset.load_kwh.shape, horizon)
+    if load_fc.shape != expected_shape or pv_fc.shape != expected_shape:
+        raise ValueError(f"forecast provider {provider.name!r} returned {load_fc.shape}/{pv_fc.shape}, expected {expected_shape}")
+
+    mech, loss = cfg.market.mechanism, cfg.market.transmission_loss
+    passive = market.clear(dataset.load_kwh - dataset.pv_kwh, imp, exp, mech, loss)
+    # The coordinator's estimate for t uses the nodes' one-step forecasts made at t-1.
+    fc_net = np.concatenate([(dataset.load_kwh[:1] - dataset.pv_kwh[:1]), (load_fc[:-1, :, 0] - pv_fc[:-1, :, 0])], axis=0)
+    expected = market.clear(fc_net.astype(np.float64), imp, exp, mech, loss)
+
+    arrays = dict(
+        import_fc_usd_per_kwh=_price_windows(imp, horizon),
+        export_fc_usd_per_kwh=_price_windows(exp, horizon),
+        time_features=_time_features(dataset, prices.is_peak),
+        baseline_cost_usd=baseline_cost_usd(dataset.load_kwh, dataset.pv_kwh, imp, exp, cfg.grid.export_limit_kwh),
+        expected_price_usd_per_kwh=expected.price_usd_per_kwh,
+        expected_sdr=expected.sdr,
+        passive_price_usd_per_kwh=passive.price_usd_per_kwh,
+        passive_sdr=passive.sdr,
+        offpeak_usd_per_kwh=prices.off_peak_import_usd_per_kwh[::INTERVALS_PER_DAY],
+    )
+    for a in arrays.values():
+        a.setflags(write=False)
+    return CommunityData(
+        dataset=dataset,
+        load_kwh=dataset.load_kwh,
+        pv_kwh=dataset.pv_kwh,
+        import_usd_per_kwh=imp,
+        export_usd_per_kwh=exp,
+        load_fc_kwh=load_fc,
+        pv_fc_kwh=pv_fc,
+        forecast_name=provider.name,
+        pricing_description=prices.description,
+        **arrays,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Dynamics
+
+
+def reset_state(params: CommunityParams, data: CommunityData, start: np.ndarray, length: int) -> State:
+    """Initial state of B scenarios starting at global intervals ``start`` for ``length`` steps."""
+    start = np.asarray(start, dtype=np.int64).reshape(-1)
+    if np.any(start < 0) or np.any(start + length > data.load_kwh.shape[0]):
+        raise ValueError(f"episode [{start.min()}, {start.max() + length}) runs outside the data set (0..{data.load_kwh.shape[0]})")
+    b, n = start.shape[0], params.battery.capacity_kwh.shape[0]
+    soc = np.broadcast_to(params.battery.initial_soc_kwh, (b, n)).copy()
+    prev = np.maximum(start - 1, 0)
+    return State(
+        t=start.copy(),
+        start=start.copy(),
+        end=start + length,
+        soc_kwh=soc,
+        soc_start_kwh=soc.copy(),
+        throughput_kwh=np.zeros((b, n)),
+        last_price_usd_per_kwh=data.passive_price_usd_per_kwh[prev].copy(),
+        last_sdr=data.passive_sdr[prev].copy(),
+    )
+
+
+def check_actions(action: np.ndarray) -> np.ndarray:
+    """Reject NaN or infinite setpoints with an error naming the (scenario, household)."""
+    action = np.asarray(action, dtype=np.float64)
+    bad = ~np.isfinite(action)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"action at (scenario, household) {idx} is {action[idx]}: setpoints must be finite numbers in [-1, 1]")
+    return action
+
+
+def terminal_price(params: CommunityParams, data: CommunityData, last_t: np.ndarray) -> np.ndarray:
+    """Price that settles the battery's end-of-episode energy change, per scenario."""
+    if params.terminal_price_usd_per_kwh is not None:
+        return np.full(np.shape(last_t), params.terminal_price_usd_per_kwh)
+    return data.offpeak_usd_per_kwh[last_t // INTERVALS_PER_DAY]
+
+
+def transition(state: State, action: np.ndarray, params: CommunityParams, data: CommunityData) -> tuple[State, StepResult]:
+    """Apply setpoints ``action`` (``(B, N)`` in [-1, 1], fraction of max power, + charges).
+
+    Out-of-box setpoints are clipped and counted; the setpoint is then projected onto the
+    feasible set (state bounds, power, charging source, grid limits) and the difference reported.
+    """
+    action = check_actions(action)
+    t = state.t
+    bp = params.battery
+    load, pv = data.load_kwh[t], data.pv_kwh[t]
+    imp, exp = data.import_usd_per_kwh[t], data.export_usd_per_kwh[t]
+
+    in_box = np.clip(action, -1.0, 1.0)
+    requested = action * bp.max_ac_kwh
+    lo, hi = bat.ac_bounds(state.soc_kwh, load, pv, bp, params.import_limit_kwh, params.export_limit_kwh)
+    b = np.clip(in_box * bp.max_ac_kwh, lo, hi)
+    curtailed = grid.curtailment_kwh(load, pv, b, params.export_limit_kwh)
+    net = grid.net_position_kwh(load, pv, curtailed, b)
+    violation = grid.limit_violation_kwh(net, params.import_limit_kwh, params.export_limit_kwh)
+    if violation.any():  # impossible by construction: a bug, never silently passed on
+        idx = tuple(int(i) for i in np.argwhere(violation > 0)[0])
+        raise RuntimeError(f"grid limit violated by {violation[idx]:.3g} kWh at (scenario, household) {idx}")
+
+    clearing = market.clear(net, imp, exp, params.mechanism, params.loss)
+    soc = bat.next_soc(state.soc_kwh, b, bp)
+    degradation = bat.degradation_cost_usd(b, bp)
+    cost = (
+        clearing.grid_import_kwh * imp[:, None]
+        - clearing.grid_export_kwh * exp[:, None]
+        + clearing.p2p_paid_usd
+        - clearing.p2p_revenue_usd
+        + degradation
+    )
+    t_next = t + 1
+    done = t_next >= state.end
+    # Energy left in (or taken from) the battery is settled at the terminal price, so draining
+    # the battery in the last interval gains nothing.
+    settle = np.where(done[:, None], -(soc - state.soc_start_kwh) * terminal_price(params, data, t)[:, None], 0.0)
+    cost = cost + settle
+    baseline = data.baseline_cost_usd[t]
+    reward = -cost if params.reward_kind == "cost" else baseline - cost
+
+    new_state = replace(
+        state,
+        t=t_next,
+        soc_kwh=soc,
+        throughput_kwh=state.throughput_kwh + np.abs(b),
+        last_price_usd_per_kwh=clearing.price_usd_per_kwh,
+        last_sdr=clearing.sdr,
+    )
+    result = StepResult(
+        load_kwh=load,
+        pv_kwh=pv,
+        pv_curtailed_kwh=curtailed,
+        battery_ac_kwh=b,
+        soc_kwh=soc,
+        grid_import_kwh=clearing.grid_import_kwh,
+        grid_export_kwh=clearing.grid_export_kwh,
+        p2p_bought_kwh=clearing.p2p_bought_kwh,
+        p2p_sold_kwh=clearing.p2p_sold_kwh,
+        p2p_paid_usd=clearing.p2p_paid_usd,
+        p2p_revenue_usd=clearing.p2p_revenue_usd,
+        degradation_usd=degradation,
+        terminal_settlement_usd=settle,
+        cost_usd=cost,
+        baseline_cost_usd=baseline,
+        reward=reward,
+        action_clipped_kwh=np.abs(requested - b),
+        action_out_of_box=(action != in_box),
+        constraint_violation_kwh=violation,
+        import_price_usd_per_kwh=imp,
+        export_price_usd_per_kwh=exp,
+        market_price_usd_per_kwh=clearing.price_usd_per_kwh,
+        sdr=clearing.sdr,
+        market_cleared=clearing.cleared,
+        done=done,
+    )
+    return new_state, result
+
+
+# ---------------------------------------------------------------------------------------------
+# Observations
+
+
+def observation_fields(horizon: int) -> list[tuple[str, int]]:
+    """Names and widths of the observation vector's fields, in order."""
+    return [
+        ("soc_fraction", 1),
+        ("battery_capacity_kwh", 1),
+        ("load_kwh", 1),
+        ("pv_kwh", 1),
+        ("load_forecast_kwh", horizon),
+        ("pv_forecast_kwh", horizon),
+        ("import_price_usd_per_kwh", 1),
+        ("export_price_usd_per_kwh", 1),
+        ("import_price_forecast_usd_per_kwh", horizon),
+        ("export_price_forecast_usd_per_kwh", horizon),
+        ("last_sdr", 1),
+        ("last_market_price_usd_per_kwh", 1),
+        ("expected_sdr", 1),
+        ("expected_market_price_usd_per_kwh", 1),
+        *[(name, 1) for name in TIME_FEATURES],
+        ("episode_progress", 1),
+        ("profitability_score", 1),
+        ("power_need_signal", 1),
+    ]
+
+
+def observation_size(horizon: int) -> int:
+    """Length of one household's observation vector."""
+    return sum(w for _, w in observation_fields(horizon))
+
+
+def household_signals(state: State, params: CommunityParams, data: CommunityData) -> tuple[np.ndarray, np.ndarray]:
+    """Profitability score (0-100) and power-need signal (1 GREEN, 0 RED), ``(B, N)`` each."""
+    bp = params.battery
+    t = np.minimum(state.t, data.load_kwh.shape[0] - 1)
+    load, pv = data.load_kwh[t], data.pv_kwh[t]
+    has_battery = bp.capacity_kwh > 0
+    band = np.where(has_battery, bp.soc_max_kwh - bp.soc_min_kwh, 1.0)
+    soc_usable = np.where(has_battery, (state.soc_kwh - bp.soc_min_kwh) / band, 0.0)
+    steps_done = np.maximum(state.t - state.start, 1)[:, None]
+    cycles_per_day = state.throughput_kwh / (2.0 * band) / (steps_done / INTERVALS_PER_DAY)
+    score = signals.profitability_score(
+        load, pv, soc_usable, cycles_per_day, has_battery,
+        data.expected_price_usd_per_kwh[t], data.import_usd_per_kwh[t], data.export_usd_per_kwh[t], params.loss,
+        ref_kwh=max(float(bp.max_ac_kwh.max()), 1e-9),
+    )
+    available = np.maximum(state.soc_kwh - bp.soc_min_kwh, 0.0) * bp.eta_discharge
+    need = signals.power_need_signal(load, pv, np.minimum(available, bp.max_ac_kwh))
+    return score, need
+
+
+def observe(state: State, params: CommunityParams, data: CommunityData) -> np.ndarray:
+    """Observation of every household, ``(B, N, observation_size)`` float32 (layout in docs/model.md).
+
+    After the last step of the data set the final interval's exogenous values are repeated.
+    """
+    bp = params.battery
+    h = params.horizon
+    t = np.minimum(state.t, data.load_kwh.shape[0] - 1)
+    b, n = state.soc_kwh.shape
+    obs = np.empty((b, n, observation_size(h)), dtype=np.float32)
+    cap = bp.capacity_kwh
+    score, need = household_signals(state, params, data)
+    per_scenario = np.concatenate(
+        [
+            data.import_usd_per_kwh[t, None],
+            data.export_usd_per_kwh[t, None],
+            data.import_fc_usd_per_kwh[t],
+            data.export_fc_usd_per_kwh[t],
+            np.minimum(state.last_sdr, params.sdr_observation_cap)[:, None],
+            state.last_price_usd_per_kwh[:, None],
+            np.minimum(data.expected_sdr[t], params.sdr_observation_cap)[:, None],
+            data.expected_price_usd_per_kwh[t, None],
+            data.time_features[t],
+            ((state.t - state.start) / (state.end - state.start))[:, None],
+        ],
+        axis=1,
+    )
+    obs[:, :, 0] = np.where(cap > 0, state.soc_kwh / np.where(cap > 0, cap, 1.0), 0.0)
+    obs[:, :, 1] = cap
+    obs[:, :, 2] = data.load_kwh[t]
+    obs[:, :, 3] = data.pv_kwh[t]
+    i = 4
+    obs[:, :, i : i + h] = data.load_fc_kwh[t]
+    obs[:, :, i + h : i + 2 * h] = data.pv_fc_kwh[t]
+    i += 2 * h
+    obs[:, :, i : i + per_scenario.shape[1]] = per_scenario[:, None, :]
+    i += per_scenario.shape[1]
+    obs[:, :, i] = score
+    obs[:, :, i + 1] = need
+    return obs

@@ -1,0 +1,201 @@
+"""The PettingZoo environment: a thin shell over the pure core in :mod:`energy_env.core`.
+
+Agents are ``household_0 .. household_{N-1}``. Each acts with a battery setpoint in [-1, 1]
+(fraction of max power, + charges) and observes the float32 vector described in docs/model.md.
+One episode is ``episode_length`` intervals (default 48 = one day) starting at midnight of a day
+drawn from the train split by the seed, or chosen with ``reset(options={"day": d, "split": s})``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+from pettingzoo.utils.conversions import parallel_to_aec
+
+from energy_env import core
+from energy_env.community import Community, build_community
+from energy_env.config import INTERVALS_PER_DAY, EnvConfig, load_config, make_config
+from energy_env.data.dataset import Dataset
+from energy_env.forecast import ForecastProvider
+
+INFO_FIELDS = (
+    "load_kwh",
+    "pv_kwh",
+    "pv_curtailed_kwh",
+    "battery_ac_kwh",
+    "soc_kwh",
+    "grid_import_kwh",
+    "grid_export_kwh",
+    "p2p_bought_kwh",
+    "p2p_sold_kwh",
+    "p2p_paid_usd",
+    "p2p_revenue_usd",
+    "degradation_usd",
+    "terminal_settlement_usd",
+    "cost_usd",
+    "baseline_cost_usd",
+    "action_clipped_kwh",
+    "action_out_of_box",
+    "constraint_violation_kwh",
+)
+SCENARIO_INFO_FIELDS = (
+    "import_price_usd_per_kwh",
+    "export_price_usd_per_kwh",
+    "market_price_usd_per_kwh",
+    "sdr",
+    "market_cleared",
+)
+
+
+class WattshareParallelEnv(ParallelEnv):
+    """P2P energy trading among N households with PV and batteries (PettingZoo Parallel API)."""
+
+    metadata = {"name": "wattshare_v0", "render_modes": [], "is_parallelizable": True}
+
+    def __init__(
+        self,
+        config: EnvConfig | None = None,
+        *,
+        dataset: Dataset | None = None,
+        forecast_provider: ForecastProvider | None = None,
+        community: Community | None = None,
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError(f"render_mode {render_mode!r} is not supported (use the benchmark plots)")
+        if community is None:
+            base = config.model_dump(mode="json") if config is not None else None
+            config = make_config(base, **overrides) if (base or overrides) else load_config()
+            community = build_community(config, dataset, forecast_provider)
+        self.community = community
+        self.config = community.config
+        self.params = community.params
+        self.data = community.data
+        self.render_mode = None
+        n = community.num_households
+        self.possible_agents = [f"household_{i}" for i in range(n)]
+        self.agents: list[str] = []
+        self._index = {a: i for i, a in enumerate(self.possible_agents)}
+        self.observation_fields = core.observation_fields(self.params.horizon)
+        obs_dim = core.observation_size(self.params.horizon)
+        self._obs_space = spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+        self._act_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self._state_space = spaces.Box(-np.inf, np.inf, (n * obs_dim,), np.float32)
+        self._state: core.State | None = None
+        self._obs: np.ndarray | None = None
+        self.np_random = np.random.default_rng()
+
+    # Spaces are the same objects on every call (PettingZoo's cached-spaces habit).
+    def observation_space(self, agent: str) -> spaces.Box:
+        return self._obs_space
+
+    def action_space(self, agent: str) -> spaces.Box:
+        return self._act_space
+
+    @property
+    def state_space(self) -> spaces.Box:
+        return self._state_space
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self.np_random = np.random.default_rng(seed)
+        start = self._episode_start(options or {})
+        self._state = core.reset_state(self.params, self.data, np.array([start]), self.config.episode_length)
+        self.agents = list(self.possible_agents)
+        self._obs = core.observe(self._state, self.params, self.data)[0]
+        observations = {a: self._obs[i] for i, a in enumerate(self.agents)}
+        infos = {a: {"interval": start, "timestamp": str(self.data.dataset.timestamps[start])} for a in self.agents}
+        return observations, infos
+
+    def _episode_start(self, options: dict) -> int:
+        unknown = set(options) - {"day", "split", "start_interval"}
+        if unknown:  # PettingZoo's own API test passes foreign options, so warn rather than fail
+            warnings.warn(f"ignoring unknown reset option(s) {sorted(unknown)}; known: 'day', 'split', 'start_interval'", stacklevel=3)
+        length = self.config.episode_length
+        total = self.data.load_kwh.shape[0]
+        if length > total:
+            raise ValueError(f"episode_length {length} exceeds the data set's {total} intervals")
+        if "start_interval" in options:
+            start = int(options["start_interval"])
+            if not 0 <= start <= total - length:
+                raise ValueError(f"start_interval {start} must lie in [0, {total - length}]")
+            return start
+        days = self.data.dataset.split_days(options.get("split", "train"))
+        days = days[days * INTERVALS_PER_DAY + length <= total]
+        if len(days) == 0:
+            raise ValueError(f"no day of split {options.get('split', 'train')!r} can start an episode of {length} intervals")
+        if "day" in options:
+            d = int(options["day"])
+            if not 0 <= d < len(days):
+                raise ValueError(f"day {d} is out of range: split {options.get('split', 'train')!r} has {len(days)} usable days")
+            return int(days[d]) * INTERVALS_PER_DAY
+        return int(self.np_random.choice(days)) * INTERVALS_PER_DAY
+
+    def step(self, actions: dict[str, Any]):
+        if self._state is None or not self.agents:
+            raise RuntimeError("step() called before reset() or after the episode ended")
+        missing = [a for a in self.agents if a not in actions]
+        if missing:
+            raise ValueError(f"no action for agent(s) {missing[:5]}{'...' if len(missing) > 5 else ''}")
+        extra = [a for a in actions if a not in self._index]
+        if extra:
+            raise ValueError(f"actions for unknown agent(s) {extra[:5]}")
+        act = np.empty((1, len(self.possible_agents)))
+        for a, v in actions.items():
+            arr = np.asarray(v, dtype=np.float64).reshape(-1)
+            if arr.size != 1:
+                raise ValueError(f"action of {a} must be a single setpoint, got shape {np.shape(v)}")
+            act[0, self._index[a]] = arr[0]
+        self._state, result = core.transition(self._state, act, self.params, self.data)
+        self._obs = core.observe(self._state, self.params, self.data)[0]
+        done = bool(result.done[0])
+        agents = self.agents
+        observations = {a: self._obs[i] for i, a in enumerate(agents)}
+        rewards = dict(zip(agents, result.reward[0].tolist()))
+        terminations = dict.fromkeys(agents, done)
+        truncations = dict.fromkeys(agents, False)
+        infos = self._infos(result)
+        if done:
+            self.agents = []
+        return observations, rewards, terminations, truncations, infos
+
+    def _infos(self, result: core.StepResult) -> dict[str, dict]:
+        columns = {f: getattr(result, f)[0].tolist() for f in INFO_FIELDS}
+        scenario = {f: getattr(result, f)[0].item() for f in SCENARIO_INFO_FIELDS}
+        score_col = self._obs[:, -2].tolist()
+        need_col = self._obs[:, -1].tolist()
+        infos = {}
+        for i, a in enumerate(self.possible_agents):
+            info = {f: col[i] for f, col in columns.items()}
+            info.update(scenario)
+            info["profitability_score"] = score_col[i]
+            info["power_need_signal"] = "GREEN" if need_col[i] >= 0.5 else "RED"
+            infos[a] = info
+        return infos
+
+    def state(self) -> np.ndarray:
+        """Global state: every household's observation, concatenated in agent order."""
+        if self._obs is None:
+            raise RuntimeError("state() called before reset()")
+        return self._obs.reshape(-1).copy()
+
+    def render(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def parallel_env(**overrides: Any) -> WattshareParallelEnv:
+    """The Parallel env on the embedded default data; keyword arguments override config keys."""
+    return WattshareParallelEnv(**overrides)
+
+
+def env(**overrides: Any):
+    """The AEC version of :func:`parallel_env`."""
+    return parallel_to_aec(parallel_env(**overrides))

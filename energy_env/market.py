@@ -1,0 +1,143 @@
+"""The central coordinator's P2P market: instant pro-rata matching and internal prices.
+
+Every interval, households with a positive net position (buyers) and a negative one (sellers)
+are matched at once, with no order book. A buyer receives ``1 - loss`` kWh for every kWh a seller
+sends (5% transmission loss by default). Allocation is pro rata; what is not matched is imported
+from or exported to the grid. All mechanisms share that clearing and differ only in the internal
+price per kWh received; buyers pay it, and sellers share the money pro rata to the energy sent.
+
+Arrays: households on the last axis (``(..., N)``), anything in front is a batch of scenarios;
+prices have the batch shape (``(...,)``). Cost is O(N) per scenario.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+MECHANISMS = ("sdr", "mid_market", "bill_sharing", "none")
+
+
+@dataclass(frozen=True)
+class Clearing:
+    """Result of one market interval. Per-household arrays ``(..., N)``, per-scenario ``(...)``."""
+
+    p2p_bought_kwh: np.ndarray  # energy received by each buyer
+    p2p_sold_kwh: np.ndarray  # energy sent by each seller (the loss is on the sellers' side)
+    grid_import_kwh: np.ndarray
+    grid_export_kwh: np.ndarray
+    p2p_paid_usd: np.ndarray  # buyers' payments into the pool
+    p2p_revenue_usd: np.ndarray  # sellers' share of the pool
+    price_usd_per_kwh: np.ndarray  # internal price per kWh received; the grid price when not cleared
+    sdr: np.ndarray  # deliverable supply / demand (inf with supply and no demand, 0 without supply)
+    supply_kwh: np.ndarray  # total offered by sellers
+    demand_kwh: np.ndarray  # total asked by buyers
+    cleared: np.ndarray  # bool: the market traded in this interval
+
+
+def supply_demand(net_kwh: np.ndarray, loss: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Total supply, total demand and the supply-demand ratio (deliverable supply / demand)."""
+    supply = np.maximum(-net_kwh, 0.0).sum(axis=-1)
+    demand = np.maximum(net_kwh, 0.0).sum(axis=-1)
+    deliverable = supply * (1.0 - loss)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sdr = np.where(demand > 0.0, deliverable / np.where(demand > 0.0, demand, 1.0), np.where(supply > 0.0, np.inf, 0.0))
+    return supply, demand, sdr
+
+
+def sdr_price(sdr: np.ndarray, buy_usd: np.ndarray, sell_usd: np.ndarray) -> np.ndarray:
+    """Liu et al. (2017) internal price for supply-demand ratio ``sdr``.
+
+    ``P = sell * buy / ((buy - sell) * SDR + sell)`` for ``0 <= SDR <= 1`` and ``sell`` above 1;
+    it falls from ``buy`` at SDR 0 to ``sell`` at SDR 1. Here ``sell`` is the sellers' break-even
+    export price grossed up for the loss (``Ps / (1 - loss)``), see :func:`clear`.
+    """
+    r = np.minimum(sdr, 1.0)
+    return sell_usd * buy_usd / ((buy_usd - sell_usd) * r + sell_usd)
+
+
+def mid_market_price(sdr: np.ndarray, buy_usd: np.ndarray, sell_usd: np.ndarray) -> np.ndarray:
+    """Zhou, Wu & Long (2018) mid-market rate: the traded energy is priced half-way."""
+    return np.broadcast_to(0.5 * (buy_usd + sell_usd), np.shape(sdr)).astype(np.float64)
+
+
+def bill_sharing_price(sdr: np.ndarray, buy_usd: np.ndarray, sell_usd: np.ndarray) -> np.ndarray:
+    """Zhou, Wu & Long (2018) bill sharing, per interval: energy shared inside is free.
+
+    The community's import cost is split over buyers pro rata to demand and its export revenue
+    over sellers pro rata to supply, so buyers pay ``Pb * max(D - S', 0) / D`` per kWh asked and
+    sellers get ``Ps * max(S - D / (1 - loss), 0) / S`` per kWh offered. With pro-rata matching
+    that is exactly a P2P price of 0 per kWh received. Unlike SDR and the mid-market rate it
+    does not guarantee that every seller earns at least the export price.
+    """
+    return np.zeros(np.shape(sdr))
+
+
+PRICE_RULES: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+    "sdr": sdr_price,
+    "mid_market": mid_market_price,
+    "bill_sharing": bill_sharing_price,
+}
+
+
+def clear(
+    net_kwh: np.ndarray,
+    import_price_usd_per_kwh: np.ndarray | float,
+    export_price_usd_per_kwh: np.ndarray | float,
+    mechanism: str = "sdr",
+    loss: float = 0.05,
+) -> Clearing:
+    """Match buyers and sellers pro rata and price the trades.
+
+    Because sellers bear the loss, the break-even sell price is ``Ps / (1 - loss)``; mechanisms
+    price between that and the grid import price ``Pb``, so no seller earns less than exporting
+    and no buyer pays more than importing. When ``Ps / (1 - loss) >= Pb`` (e.g. NEM 3 summer
+    evenings) no trade benefits both sides and the market does not clear.
+    """
+    if mechanism not in MECHANISMS:
+        raise ValueError(f"unknown market mechanism {mechanism!r}; expected one of {MECHANISMS}")
+    keep = 1.0 - loss
+    buy_usd = np.asarray(import_price_usd_per_kwh, dtype=np.float64)
+    sell_usd = np.asarray(export_price_usd_per_kwh, dtype=np.float64) / keep
+    batch_shape = net_kwh.shape[:-1]
+    buy_usd = np.broadcast_to(buy_usd, batch_shape)
+    sell_usd = np.broadcast_to(sell_usd, batch_shape)
+
+    asked = np.maximum(net_kwh, 0.0)
+    offered = np.maximum(-net_kwh, 0.0)
+    supply, demand, sdr = supply_demand(net_kwh, loss)
+    cleared = (supply > 0.0) & (demand > 0.0) & (sell_usd < buy_usd) & (mechanism != "none")
+
+    received = np.where(cleared, np.minimum(supply * keep, demand), 0.0)
+    sent = received / keep
+    safe_demand = np.where(cleared, demand, 1.0)[..., None]
+    safe_supply = np.where(cleared, supply, 1.0)[..., None]
+    bought = asked * (received[..., None] / safe_demand)
+    sold = offered * (sent[..., None] / safe_supply)
+    # Full matching on one side is exact, not left to rounding: it keeps the grid flows >= 0.
+    bought = np.where((received >= demand)[..., None] & cleared[..., None], asked, bought)
+    sold = np.where((sent >= supply)[..., None] & cleared[..., None], offered, sold)
+
+    if mechanism == "none":
+        price = buy_usd.astype(np.float64).copy()
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):  # uncleared intervals may divide by 0
+            price = np.where(cleared, PRICE_RULES[mechanism](sdr, buy_usd, sell_usd), buy_usd)
+    paid = bought * price[..., None]
+    # Sellers share the pool pro rata to energy sent: revenue per kWh sent is price * keep.
+    revenue = sold * (price * keep)[..., None]
+    return Clearing(
+        p2p_bought_kwh=bought,
+        p2p_sold_kwh=sold,
+        grid_import_kwh=asked - bought,
+        grid_export_kwh=offered - sold,
+        p2p_paid_usd=paid,
+        p2p_revenue_usd=revenue,
+        price_usd_per_kwh=price,
+        sdr=sdr,
+        supply_kwh=supply,
+        demand_kwh=demand,
+        cleared=cleared,
+    )

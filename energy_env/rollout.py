@@ -1,0 +1,36 @@
+"""Run a policy through the core for B scenarios at once and keep every step's flows."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Callable
+
+import numpy as np
+
+from energy_env import core
+from energy_env.community import Community
+
+ActFn = Callable[[np.ndarray, core.State, Community], np.ndarray]
+
+
+def rollout(community: Community, act: ActFn, starts: np.ndarray, length: int) -> dict[str, np.ndarray]:
+    """Simulate ``length`` steps from global intervals ``starts`` (``(B,)``) under ``act``.
+
+    Returns every :class:`~energy_env.core.StepResult` field stacked over time, ``(length, B, N)``
+    or ``(length, B)``, plus ``"interval"`` ``(length, B)`` (global interval index) and
+    ``"observation"`` ``(length, B, N, obs_dim)`` (what the policy saw).
+    """
+    params, data = community.params, community.data
+    state = core.reset_state(params, data, np.asarray(starts), length)
+    steps: list[core.StepResult] = []
+    observations, intervals = [], []
+    for _ in range(length):
+        obs = core.observe(state, params, data)
+        observations.append(obs)
+        intervals.append(state.t.copy())
+        state, result = core.transition(state, act(obs, state, community), params, data)
+        steps.append(result)
+    out = {f.name: np.stack([getattr(s, f.name) for s in steps]) for f in fields(core.StepResult)}
+    out["interval"] = np.stack(intervals)
+    out["observation"] = np.stack(observations)
+    return out

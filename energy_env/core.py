@@ -22,7 +22,7 @@ from energy_env import grid, market, signals
 from energy_env.config import INTERVALS_PER_DAY, EnvConfig
 from energy_env.data.dataset import DataError, Dataset
 from energy_env.forecast import ForecastProvider, make_provider
-from energy_env.tariff import build_price_table
+from energy_env.tariff import baseline_allowance_kwh_per_day, baseline_credit_usd_per_kwh, build_price_table
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class CommunityParams:
     sdr_observation_cap: float
     horizon: int
     terminal_price_usd_per_kwh: float | None  # None: the off-peak import price of the last day
+    baseline_credit_usd_per_kwh: float  # E-TOU-C credit on imports within the daily allowance; 0 = off
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class CommunityData:
     passive_price_usd_per_kwh: np.ndarray  # (T,): the market with idle batteries (used at reset)
     passive_sdr: np.ndarray  # (T,)
     offpeak_usd_per_kwh: np.ndarray  # (days,): the off-peak import rate of each day
+    baseline_allowance_kwh: np.ndarray  # (days,): E-TOU-C baseline allowance of each day
     forecast_name: str
     pricing_description: str
 
@@ -79,6 +81,7 @@ class State:
     throughput_kwh: np.ndarray  # (B, N) AC throughput so far this episode
     last_price_usd_per_kwh: np.ndarray  # (B,)
     last_sdr: np.ndarray  # (B,)
+    baseline_used_kwh: np.ndarray  # (B, N) grid imports so far today (for the baseline credit)
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class StepResult:
     p2p_paid_usd: np.ndarray
     p2p_revenue_usd: np.ndarray
     degradation_usd: np.ndarray
+    baseline_credit_usd: np.ndarray
     terminal_settlement_usd: np.ndarray
     cost_usd: np.ndarray
     baseline_cost_usd: np.ndarray
@@ -128,6 +132,7 @@ def build_params(cfg: EnvConfig, num_households: int) -> CommunityParams:
         sdr_observation_cap=cfg.market.sdr_observation_cap,
         horizon=cfg.forecast.horizon,
         terminal_price_usd_per_kwh=cfg.tariff.terminal_price_usd_per_kwh,
+        baseline_credit_usd_per_kwh=baseline_credit_usd_per_kwh(cfg.tariff) if cfg.tariff.baseline_credit else 0.0,
     )
 
 
@@ -149,11 +154,32 @@ def _price_windows(price: np.ndarray, horizon: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(padded, horizon)[: len(price)]
 
 
-def baseline_cost_usd(load_kwh, pv_kwh, import_usd, export_usd, export_limit_kwh) -> np.ndarray:
-    """Cost of each home alone on plain PG&E pricing: battery idle, no P2P market."""
+def baseline_credit_kwh(import_kwh: np.ndarray, used_before_kwh: np.ndarray, allowance_kwh: np.ndarray) -> np.ndarray:
+    """Part of this interval's grid import that falls within what is left of today's allowance."""
+    return np.minimum(import_kwh, np.maximum(allowance_kwh - used_before_kwh, 0.0))
+
+
+def baseline_cost_usd(
+    load_kwh: np.ndarray,
+    pv_kwh: np.ndarray,
+    import_usd: np.ndarray,
+    export_usd: np.ndarray,
+    export_limit_kwh: float,
+    credit_usd_per_kwh: float = 0.0,
+    allowance_kwh_per_day: np.ndarray | None = None,
+) -> np.ndarray:
+    """Cost ``(T, N)`` of each home alone on plain PG&E pricing: battery idle, no P2P market."""
     net = load_kwh - pv_kwh
+    imported = np.maximum(net, 0.0)
     exported = np.minimum(np.maximum(-net, 0.0), export_limit_kwh)  # the rest is curtailed
-    return np.maximum(net, 0.0) * import_usd[..., None] - exported * export_usd[..., None]
+    cost = imported * import_usd[..., None] - exported * export_usd[..., None]
+    if credit_usd_per_kwh > 0.0:
+        t, n = imported.shape
+        per_day = imported.reshape(-1, INTERVALS_PER_DAY, n)
+        used_before = (np.cumsum(per_day, axis=1) - per_day).reshape(t, n)
+        allowance = np.repeat(allowance_kwh_per_day, INTERVALS_PER_DAY)[:, None]
+        cost = cost - credit_usd_per_kwh * baseline_credit_kwh(imported, used_before, allowance)
+    return cost
 
 
 def build_data(cfg: EnvConfig, dataset: Dataset, provider: ForecastProvider | None = None) -> CommunityData:
@@ -181,16 +207,19 @@ def build_data(cfg: EnvConfig, dataset: Dataset, provider: ForecastProvider | No
     fc_net = np.concatenate([(dataset.load_kwh[:1] - dataset.pv_kwh[:1]), (load_fc[:-1, :, 0] - pv_fc[:-1, :, 0])], axis=0)
     expected = market.clear(fc_net.astype(np.float64), imp, exp, mech, loss)
 
+    credit = baseline_credit_usd_per_kwh(cfg.tariff) if cfg.tariff.baseline_credit else 0.0
+    allowance = baseline_allowance_kwh_per_day(dataset.dates, cfg.tariff)
     arrays = dict(
         import_fc_usd_per_kwh=_price_windows(imp, horizon),
         export_fc_usd_per_kwh=_price_windows(exp, horizon),
         time_features=_time_features(dataset, prices.is_peak),
-        baseline_cost_usd=baseline_cost_usd(dataset.load_kwh, dataset.pv_kwh, imp, exp, cfg.grid.export_limit_kwh),
+        baseline_cost_usd=baseline_cost_usd(dataset.load_kwh, dataset.pv_kwh, imp, exp, cfg.grid.export_limit_kwh, credit, allowance),
         expected_price_usd_per_kwh=expected.price_usd_per_kwh,
         expected_sdr=expected.sdr,
         passive_price_usd_per_kwh=passive.price_usd_per_kwh,
         passive_sdr=passive.sdr,
         offpeak_usd_per_kwh=prices.off_peak_import_usd_per_kwh[::INTERVALS_PER_DAY],
+        baseline_allowance_kwh=allowance,
     )
     for a in arrays.values():
         a.setflags(write=False)
@@ -229,6 +258,7 @@ def reset_state(params: CommunityParams, data: CommunityData, start: np.ndarray,
         throughput_kwh=np.zeros((b, n)),
         last_price_usd_per_kwh=data.passive_price_usd_per_kwh[prev].copy(),
         last_sdr=data.passive_sdr[prev].copy(),
+        baseline_used_kwh=np.zeros((b, n)),
     )
 
 
@@ -275,12 +305,20 @@ def transition(state: State, action: np.ndarray, params: CommunityParams, data: 
     clearing = market.clear(net, imp, exp, params.mechanism, params.loss)
     soc = bat.next_soc(state.soc_kwh, b, bp)
     degradation = bat.degradation_cost_usd(b, bp)
+    # E-TOU-C baseline credit (off by default): imports within today's allowance are cheaper.
+    used = np.where((t % INTERVALS_PER_DAY == 0)[:, None], 0.0, state.baseline_used_kwh)
+    if params.baseline_credit_usd_per_kwh > 0.0:
+        allowance = data.baseline_allowance_kwh[t // INTERVALS_PER_DAY][:, None]
+        credit = params.baseline_credit_usd_per_kwh * baseline_credit_kwh(clearing.grid_import_kwh, used, allowance)
+    else:
+        credit = np.zeros_like(degradation)
     cost = (
         clearing.grid_import_kwh * imp[:, None]
         - clearing.grid_export_kwh * exp[:, None]
         + clearing.p2p_paid_usd
         - clearing.p2p_revenue_usd
         + degradation
+        - credit
     )
     t_next = t + 1
     done = t_next >= state.end
@@ -298,6 +336,7 @@ def transition(state: State, action: np.ndarray, params: CommunityParams, data: 
         throughput_kwh=state.throughput_kwh + np.abs(b),
         last_price_usd_per_kwh=clearing.price_usd_per_kwh,
         last_sdr=clearing.sdr,
+        baseline_used_kwh=used + clearing.grid_import_kwh,
     )
     result = StepResult(
         load_kwh=load,
@@ -312,6 +351,7 @@ def transition(state: State, action: np.ndarray, params: CommunityParams, data: 
         p2p_paid_usd=clearing.p2p_paid_usd,
         p2p_revenue_usd=clearing.p2p_revenue_usd,
         degradation_usd=degradation,
+        baseline_credit_usd=credit,
         terminal_settlement_usd=settle,
         cost_usd=cost,
         baseline_cost_usd=baseline,
@@ -422,3 +462,39 @@ def observe(state: State, params: CommunityParams, data: CommunityData) -> np.nd
     obs[:, :, i] = score
     obs[:, :, i + 1] = need
     return obs
+
+
+def observation_bounds(params: CommunityParams, data: CommunityData) -> tuple[np.ndarray, np.ndarray]:
+    """Tight float32 ``(low, high)`` of the observation vector, derived from the data set once."""
+    h = params.horizon
+    keep = 1.0 - params.loss
+    price_lo = min(0.0, float(data.import_usd_per_kwh.min()), float(data.export_usd_per_kwh.min()) / keep)
+    price_hi = max(float(data.import_usd_per_kwh.max()), float(data.export_usd_per_kwh.max()) / keep)
+    cap = params.sdr_observation_cap
+    ranges = {
+        "soc_fraction": (0.0, 1.0),
+        "battery_capacity_kwh": (0.0, float(params.battery.capacity_kwh.max())),
+        "load_kwh": (0.0, float(data.load_kwh.max())),
+        "pv_kwh": (0.0, float(data.pv_kwh.max())),
+        "load_forecast_kwh": (min(0.0, float(data.load_fc_kwh.min())), float(data.load_fc_kwh.max())),
+        "pv_forecast_kwh": (min(0.0, float(data.pv_fc_kwh.min())), float(data.pv_fc_kwh.max())),
+        "import_price_usd_per_kwh": (float(data.import_usd_per_kwh.min()), float(data.import_usd_per_kwh.max())),
+        "export_price_usd_per_kwh": (float(data.export_usd_per_kwh.min()), float(data.export_usd_per_kwh.max())),
+        "last_sdr": (0.0, cap),
+        "expected_sdr": (0.0, cap),
+        "last_market_price_usd_per_kwh": (price_lo, price_hi),
+        "expected_market_price_usd_per_kwh": (price_lo, price_hi),
+        "is_weekend": (0.0, 1.0),
+        "is_peak": (0.0, 1.0),
+        "episode_progress": (0.0, 1.0),
+        "profitability_score": (0.0, 100.0),
+        "power_need_signal": (0.0, 1.0),
+    }
+    ranges["import_price_forecast_usd_per_kwh"] = ranges["import_price_usd_per_kwh"]
+    ranges["export_price_forecast_usd_per_kwh"] = ranges["export_price_usd_per_kwh"]
+    low, high = [], []
+    for name, width in observation_fields(h):
+        lo, hi = ranges.get(name, (-1.0, 1.0))  # the sin/cos time features
+        low += [lo] * width
+        high += [hi] * width
+    return np.array(low, dtype=np.float32), np.array(high, dtype=np.float32)

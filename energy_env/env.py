@@ -35,6 +35,7 @@ INFO_FIELDS = (
     "p2p_paid_usd",
     "p2p_revenue_usd",
     "degradation_usd",
+    "baseline_credit_usd",
     "terminal_settlement_usd",
     "cost_usd",
     "baseline_cost_usd",
@@ -83,9 +84,10 @@ class WattshareParallelEnv(ParallelEnv):
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
         self.observation_fields = core.observation_fields(self.params.horizon)
         obs_dim = core.observation_size(self.params.horizon)
-        self._obs_space = spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+        low, high = core.observation_bounds(self.params, self.data)
+        self._obs_space = spaces.Box(low, high, (obs_dim,), np.float32)
         self._act_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-        self._state_space = spaces.Box(-np.inf, np.inf, (n * obs_dim,), np.float32)
+        self._state_space = spaces.Box(np.tile(low, n), np.tile(high, n), (n * obs_dim,), np.float32)
         self._state: core.State | None = None
         self._obs: np.ndarray | None = None
         self.np_random = np.random.default_rng()

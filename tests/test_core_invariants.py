@@ -123,3 +123,21 @@ def test_same_actions_same_results(community):
 def test_episode_outside_data_rejected(community):
     with pytest.raises(ValueError, match="outside the data set"):
         core.reset_state(community.params, community.data, np.array([community.data.load_kwh.shape[0] - 10]), 48)
+
+
+def test_baseline_credit_idle_battery_matches_precomputed_baseline():
+    """With the E-TOU-C baseline credit on, an idle battery without P2P costs exactly the baseline."""
+    from energy_env.community import build_community
+    from energy_env.config import make_config
+
+    com = build_community(make_config(num_households=3, tariff={"baseline_credit": True}, market={"mechanism": "none"}))
+    params, data = com.params, com.data
+    assert params.baseline_credit_usd_per_kwh == pytest.approx(0.10135)
+    state = core.reset_state(params, data, np.array([10 * 48, 200 * 48]), 96)
+    total_credit = 0.0
+    for _ in range(96):
+        state, res = core.transition(state, np.zeros((2, 3)), params, data)
+        np.testing.assert_allclose(res.cost_usd - res.terminal_settlement_usd, res.baseline_cost_usd, atol=1e-12)
+        total_credit += res.baseline_credit_usd.sum()
+    # winter allowance 9.7 kWh/day x 0.10135 $/kWh caps the credit per home and day
+    assert 0 < total_credit <= 0.10135 * (9.7 * 2 + 9.8 * 2) * 3 + 1e-9

@@ -112,3 +112,15 @@ def test_state_is_global():
     s = env.state()
     assert s.shape == env.state_space.shape
     np.testing.assert_array_equal(s[: observation_size(6)], obs["household_0"])
+
+
+def test_observations_stay_within_the_data_derived_bounds():
+    env = energy_env.parallel_env(num_households=5, episode_length=48 * 3, battery={"capacity_kwh": [13.5, 0, 5, 13.5, 20]})
+    space = env.observation_space("household_0")
+    assert np.isfinite(space.low).all() and np.isfinite(space.high).all()
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        while env.agents:
+            for o in obs.values():
+                assert space.contains(o)
+            obs, *_ = env.step({a: env.action_space(a).sample() for a in env.agents})

@@ -54,7 +54,9 @@ _BASE_SHAPE_WEEKEND = np.array([
     0.84, 0.65, 0.61, 0.58, 0.57, 0.55, 0.62, 0.85, 1.02, 1.37, 1.46, 1.23,
     1.22, 1.12, 1.17, 1.23, 1.29, 1.11, 1.03, 1.19, 1.25, 1.15, 1.00, 0.86,
 ])
-_WEEKEND_LEVEL = 1.10  # weekend / weekday daily energy of the real homes over the year (1.09)
+# Weekend / weekday base energy: 1.18 in the real homes' April and October, 1.09 over their year
+# (heating and cooling dilute it); on the base alone this gives ~1.09 overall.
+_WEEKEND_LEVEL = 1.15
 
 # Annual load per home: a Beta(1.6, 1.8) on this range gives mean ~10.3 MWh and s.d. ~1.9 MWh
 # (real: 7.2-14.7 MWh, mean 10.3, s.d. 2.2). The range keeps weather-year swings inside 6-15 MWh.
@@ -62,15 +64,12 @@ _ANNUAL_LOAD_RANGE_KWH = (6_600.0, 14_400.0)
 _ANNUAL_LOAD_BETA = (1.6, 1.8)
 
 # --- climate (inland Fontana; the CityLearn weather file is a milder, probably coastal, site) ---
-_T_MEAN_C = 19.0
-_T_SEASONAL_AMPLITUDE_C = 6.8
-_T_COLDEST_DAY = 17  # day of year of the coldest daily mean
-_T_RANGE_WINTER_C = 13.5  # diurnal max - min on a clear day
-_T_RANGE_SUMMER_C = 17.5
+# Approximate monthly normals of the inland Riverside/Fontana area (daily mean and mean daily
+# max - min, all days). A table, not a harmonic: spring is cool ("May gray"), autumn warm.
+_MONTHLY_MEAN_TEMP_C = np.array([12.8, 13.3, 15.3, 17.2, 19.7, 23.1, 26.4, 26.7, 24.7, 20.6, 15.8, 12.2])
+_MONTHLY_TEMP_RANGE_C = np.array([14.4, 13.3, 13.9, 14.4, 13.9, 16.1, 17.2, 17.8, 17.2, 16.7, 16.1, 14.4])
 _T_ANOMALY_SD_C = 2.3
 _T_ANOMALY_RHO = 0.75  # day-to-day persistence of weather
-_T_LAG_COOLING_H = 3.0  # house thermal mass: cooling responds to a lagged outdoor temperature
-_T_LAG_HEATING_H = 1.5
 
 # Mean daily clearness per month: the real homes' mean daily PV divided by their best day of the
 # month (0.56 in January ... 0.92 in June), nudged so the simulated monthly yield matches theirs.
@@ -80,14 +79,14 @@ _CLOUD_RHO_DAILY = 0.5  # day-to-day persistence of cloudiness (real PV: 0.51)
 _CLOUD_RHO_INTRADAY = 0.6
 
 # --- PV -----------------------------------------------------------------------------------------
-_PV_DERATE = 0.86  # DC->AC, wiring, soiling, mismatch: calibrated to ~1,500 kWh/kW/yr
+_PV_DERATE = 0.89  # DC->AC, wiring, soiling, mismatch: calibrated to ~1,500 kWh/kW/yr
 _PV_TEMP_COEFF_PER_C = -0.004
 _PV_CELL_RISE_C_PER_W_M2 = 0.03  # cell temperature = air + 0.03 * POA
 _PV_INVERTER_LIMIT_KW_PER_KW = 0.95  # real hourly peaks are 0.70-0.98 kW/kW
 _PV_NOISE_SD = 0.03  # per-home, per-interval measurement/shading noise
 _ALBEDO = 0.2
 
-_MAX_LOAD_KWH = 7.5  # per interval (15 kW): above any real home's hourly peak (8.8 kWh/h)
+_MAX_LOAD_KWH = 5.5  # per interval (11 kW, a large home's service-limited peak; real hourly max 8.8 kWh)
 
 
 # Lighting and plug loads that follow darkness: weight of each half hour when the home is awake.
@@ -95,7 +94,17 @@ _OCCUPIED_AWAKE = np.select(
     [np.arange(48) < 12, np.arange(48) < 18, np.arange(48) < 34, np.arange(48) < 46],
     [0.1, 0.7, 0.15, 1.0], default=0.5,
 )  # 00-06: asleep, 06-09: morning, 09-17: out or daylight, 17-23: evening, 23-24: late
-_LOAD_NOISE_RHO = 0.7  # half-hour persistence of appliance noise (real hourly residual AR(1) ~0.6)
+# Hour-of-day shapes of the seasonal extra load: the real homes' mean July-August (cooling) and
+# December-January (heating, indoor living) load minus their April+October load, kWh/h by clock hour.
+_SUMMER_EXTRA_SHAPE = np.array([
+    0.50, 0.42, 0.30, 0.21, 0.19, 0.12, 0.05, 0.09, 0.15, 0.12, 0.37, 0.77,
+    0.95, 1.05, 1.18, 1.27, 1.38, 1.37, 1.32, 1.01, 0.68, 0.75, 0.74, 0.65,
+])
+_WINTER_EXTRA_SHAPE = np.array([
+    0.47, 0.56, 0.58, 0.64, 0.67, 0.71, 0.77, 0.54, 0.57, 0.41, 0.34, 0.37,
+    0.32, 0.27, 0.19, 0.14, 0.18, 0.40, 0.57, 0.61, 0.53, 0.52, 0.53, 0.46,
+])
+_LOAD_NOISE_RHO = 0.6  # half-hour persistence of appliance noise (real hourly residual AR(1) ~0.6)
 _DAY_NOISE_RHO = 0.4  # day-to-day persistence of a home's activity level (real: 0.39)
 _REFERENCE_SEED = 20160801  # fixed weather of the reference climate the load coefficients use
 
@@ -231,26 +240,28 @@ def synthetic_weather(
     """Weather of whole days of 30-minute ``timestamps``; every array is ``(T,)``.
 
     Keys: ``sun`` (T, 3), ``cos_zenith``, ``ghi_w_per_m2``, ``dhi_w_per_m2``, ``dni_w_per_m2``,
-    ``temperature_c``, ``clearness``.
+    ``temperature_c``, ``daily_mean_temperature_c`` (smooth through day centres), ``clearness``.
     """
     t = len(timestamps)
     days = t // INTERVALS_PER_DAY
     sun, solar_h = solar_position(timestamps)
     cos_z = sun[:, 2]
-    day_starts = timestamps[::INTERVALS_PER_DAY]
+    # Daily values run one day past the end, so interpolating the last evening needs no edge rule
+    # and a shorter series is exactly a prefix of a longer one.
+    day_starts = pd.date_range(timestamps[0], periods=days + 1, freq="D")
     doy = day_starts.day_of_year.to_numpy(float) - 0.5
     year_len = np.where(day_starts.is_leap_year, 366.0, 365.0)
 
     # Daily clearness: AR(1) latent -> uniform (logistic ~ normal CDF) -> k = 1 - (1-kmin) u^a,
     # skewed towards clear days, with mean 1 - (1-kmin)/(a+1) = the month's mean clearness.
-    latent = ar1(rng_cloud.standard_normal(days + 1), _CLOUD_RHO_DAILY)
+    latent = ar1(rng_cloud.standard_normal(days + 2), _CLOUD_RHO_DAILY)
     u = 1.0 / (1.0 + np.exp(-1.702 * latent))
-    mean_k = _periodic_interp(doy / year_len * 12.0, 12.0, _MONTHLY_MEAN_CLEARNESS)
+    mean_k = _periodic_interp(doy / year_len * 12.0, 12.0, _MONTHLY_MEAN_CLEARNESS)  # month centres
     shape_a = (1.0 - _CLEARNESS_MIN) / (1.0 - mean_k) - 1.0
     k_day = 1.0 - (1.0 - _CLEARNESS_MIN) * u**shape_a
     # Intra-day: broken clouds make middling days flicker the most.
     wiggle = ar1(rng_cloud.standard_normal(t + 1), _CLOUD_RHO_INTRADAY)
-    k_rep = np.repeat(k_day, INTERVALS_PER_DAY)
+    k_rep = np.repeat(k_day[:days], INTERVALS_PER_DAY)
     k = np.clip(k_rep + 1.2 * k_rep * (1.0 - k_rep) * wiggle, 0.05, 1.0)
 
     # Haurwitz clear sky; direct normal written without dividing by cos(z).
@@ -263,13 +274,15 @@ def synthetic_weather(
     dni = dni_clear * k * (1.0 - diffuse_fraction)
 
     # Temperature: seasonal mean + persistent anomaly; clouds cool summer days and narrow the range.
-    season = np.cos(2 * np.pi * (doy - _T_COLDEST_DAY) / _DAYS_PER_YEAR)  # 1 mid-winter, -1 mid-summer
-    summerness = 0.5 - 0.5 * season
-    anomaly = _T_ANOMALY_SD_C * ar1(rng_temperature.standard_normal(days + 1), _T_ANOMALY_RHO)
-    t_mean = _T_MEAN_C - _T_SEASONAL_AMPLITUDE_C * season + anomaly + 3.0 * (k_day - mean_k) * summerness
-    t_range = (_T_RANGE_WINTER_C + (_T_RANGE_SUMMER_C - _T_RANGE_WINTER_C) * summerness) * (0.45 + 0.55 * k_day)
+    month_pos = doy / year_len * 12.0
+    summerness = np.clip((_periodic_interp(month_pos, 12.0, _MONTHLY_MEAN_TEMP_C) - 12.0) / 15.0, 0.0, 1.0)
+    anomaly = _T_ANOMALY_SD_C * ar1(rng_temperature.standard_normal(days + 2), _T_ANOMALY_RHO)
+    t_mean = _periodic_interp(month_pos, 12.0, _MONTHLY_MEAN_TEMP_C) + anomaly + 3.0 * (k_day - mean_k) * summerness
+    # The normal range averages clear and cloudy days; a clear day's is wider by 1 / E[0.45 + 0.55 k].
+    cloud_narrowing = 0.45 + 0.55 * k_day
+    t_range = _periodic_interp(month_pos, 12.0, _MONTHLY_TEMP_RANGE_C) * cloud_narrowing / (0.45 + 0.55 * mean_k)
     x = (np.arange(t) + 0.5) / INTERVALS_PER_DAY
-    centres = np.arange(days) + 0.5  # through day centres, so midnight has no jump
+    centres = np.arange(days + 1) + 0.5  # through day centres, so midnight has no jump
     t_mean_i = np.interp(x, centres, t_mean)
     t_range_i = np.interp(x, centres, t_range)
     # Asymmetric diurnal cycle in solar time: minimum at 06:00, maximum at 15:00.
@@ -284,6 +297,7 @@ def synthetic_weather(
         "dhi_w_per_m2": dhi,
         "dni_w_per_m2": dni,
         "temperature_c": t_mean_i + 0.5 * t_range_i * diurnal,
+        "daily_mean_temperature_c": t_mean_i,
         "clearness": k,
     }
 
@@ -294,12 +308,28 @@ def _awake_in_dark(cos_zenith: np.ndarray) -> np.ndarray:
     return _OCCUPIED_AWAKE[slot] * (cos_zenith < 0.052)
 
 
-def mean_excess(x: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """``mean(max(x - g, 0))`` for every threshold ``g``, via one sort (no (T, G) array)."""
-    xs = np.sort(x)
-    suffix = np.append(np.cumsum(xs[::-1])[::-1], 0.0)  # suffix[i] = sum(xs[i:])
+def mean_excess(x: np.ndarray, thresholds: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """``mean(w * max(x - g, 0))`` for every threshold ``g``, via one sort (no (T, G) array)."""
+    w = np.ones_like(x) if weights is None else weights
+    order = np.argsort(x)
+    xs, ws = x[order], w[order]
+    suffix_w = np.append(np.cumsum(ws[::-1])[::-1], 0.0)  # suffix_w[i] = sum(ws[i:])
+    suffix_wx = np.append(np.cumsum((ws * xs)[::-1])[::-1], 0.0)
     idx = np.searchsorted(xs, thresholds, side="right")
-    return (suffix[idx] - (len(xs) - idx) * thresholds) / len(xs)
+    return (suffix_wx[idx] - thresholds * suffix_w[idx]) / len(xs)
+
+
+def mean_deficit(x: np.ndarray, thresholds: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """``mean(w * max(g - x, 0))`` for every threshold ``g``."""
+    w = np.ones_like(x) if weights is None else weights
+    return thresholds * w.mean() - (w * x).mean() + mean_excess(x, thresholds, w)
+
+
+def _hour_weights(t: int, hourly_shape: np.ndarray) -> np.ndarray:
+    """``(T,)`` a measured 24-hour shape on the half-hour grid, normalised to mean 1 over a day."""
+    slot_centre_h = (np.arange(INTERVALS_PER_DAY) + 0.5) * 24.0 / INTERVALS_PER_DAY
+    shape = _periodic_interp(slot_centre_h, 24.0, hourly_shape)
+    return (shape / shape.mean())[np.arange(t) % INTERVALS_PER_DAY]
 
 
 @lru_cache(maxsize=1)
@@ -314,10 +344,9 @@ def _reference_climate() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     r_t, r_c = (np.random.default_rng(s) for s in np.random.SeedSequence(_REFERENCE_SEED).spawn(2))
     w = synthetic_weather(ts, r_t, r_c)
     grid = np.arange(5.0, 35.01, 0.25)
-    t_cool = exp_lag(w["temperature_c"], 2 * _T_LAG_COOLING_H)
-    t_heat = exp_lag(w["temperature_c"], 2 * _T_LAG_HEATING_H)
-    cooling = mean_excess(t_cool, grid)
-    heating = grid - t_heat.mean() + mean_excess(t_heat, grid)  # mean(max(g - x, 0))
+    t_day = w["daily_mean_temperature_c"]
+    cooling = mean_excess(t_day, grid, _hour_weights(len(ts), _SUMMER_EXTRA_SHAPE))
+    heating = mean_deficit(t_day, grid, _hour_weights(len(ts), _WINTER_EXTRA_SHAPE))
     lighting = float(_awake_in_dark(w["cos_zenith"]).mean())
     return grid, cooling, heating, lighting
 
@@ -329,11 +358,11 @@ def _reference_climate() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
 
 def _household_params(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """Per-home characteristics, each ``(N,)``. One (N, K) uniform draw: home i's traits do not depend on N."""
-    u = rng.random((n, 16))
+    u = rng.random((n, 22))
     lo, hi = _ANNUAL_LOAD_RANGE_KWH
-    cooling_share = 0.08 + 0.24 * u[:, 1]
-    heating_share = 0.03 + 0.17 * u[:, 2]
-    lighting_share = 0.02 + 0.04 * u[:, 3]
+    cooling_share = 0.12 + 0.24 * u[:, 1]
+    heating_share = 0.10 + 0.20 * u[:, 2]
+    lighting_share = 0.04 + 0.06 * u[:, 3]
     return {
         # u^1.15 on [lo, hi]: mean ~10.2 MWh, s.d. ~2.3 MWh (real: 10.3 and 2.2)
         "annual_load_kwh": lo + (hi - lo) * u[:, 0] ** 1.15,
@@ -341,17 +370,21 @@ def _household_params(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]
         "heating_share": heating_share,
         "lighting_share": lighting_share,
         "base_share": 1.0 - cooling_share - heating_share - lighting_share,
-        "cooling_setpoint_c": 21.5 + 3.0 * u[:, 4],
-        "heating_setpoint_c": 14.5 + 2.5 * u[:, 5],
-        "shape_shift_h": 2.0 * (u[:, 6] - 0.5),  # earlier or later routines, +-1 h
-        "midday_weight": -0.3 + 0.8 * u[:, 7],  # < 0: out all day; > 0: at home
-        "half_hour_noise_sd": 0.30 + 0.40 * u[:, 8],
+        # balance points of the daily mean temperature
+        "cooling_setpoint_c": 18.0 + 4.0 * u[:, 4],
+        "heating_setpoint_c": 13.0 + 3.0 * u[:, 5],
+        "shape_shift_h": 3.0 * (u[:, 6] - 0.5),  # earlier or later routines, +-1.5 h
+        "midday_weight": -0.4 + 1.0 * u[:, 7],  # < 0: out all day; > 0: at home
+        # a home's own habits (pool pump, EV, late nights): 3 daily harmonics of random phase
+        "habit_amplitude": 0.15 + 0.25 * u[:, 16:19],
+        "habit_phase": 2.0 * np.pi * u[:, 19:22],
+        "half_hour_noise_sd": 0.20 + 0.25 * u[:, 8],
         "daily_noise_sd": 0.12 + 0.18 * u[:, 9],
         # 3-6 kW, triangular around 4.5 kW, in 0.1 kW steps (real homes: 4 or 5 kW)
         "pv_capacity_kw": np.round(3.0 + 1.5 * (u[:, 10] + u[:, 11]), 1),
         "pv_tilt_deg": 10.0 + 20.0 * u[:, 12],
         "pv_azimuth_deg": 60.0 * (u[:, 13] + u[:, 14] - 1.0),  # south +-60, mostly near south
-        "pv_performance": 0.90 + 0.16 * u[:, 15],  # shading, soiling, module quality
+        "pv_performance": 0.86 + 0.26 * u[:, 15],  # shading, soiling, module quality
     }
 
 
@@ -360,9 +393,12 @@ def _base_shapes(params: dict[str, np.ndarray]) -> np.ndarray:
     slot_centre_h = (np.arange(INTERVALS_PER_DAY) + 0.5) * 24.0 / INTERVALS_PER_DAY
     x = slot_centre_h[:, None] - params["shape_shift_h"][None, :]
     midday_bump = np.exp(-0.5 * ((slot_centre_h - 13.0) / 3.0) ** 2)[:, None]
+    k = np.arange(1, 4)
+    angle = 2.0 * np.pi * k[None, :, None] * slot_centre_h[:, None, None] / 24.0 + params["habit_phase"].T[None]
+    habits = np.exp((params["habit_amplitude"].T[None] * np.cos(angle)).sum(axis=1))  # (48, N)
     out = []
     for table, level in ((_BASE_SHAPE_WEEKDAY, 1.0), (_BASE_SHAPE_WEEKEND, _WEEKEND_LEVEL)):
-        s = _periodic_interp(x, 24.0, table) * (1.0 + params["midday_weight"][None, :] * midday_bump)
+        s = _periodic_interp(x, 24.0, table) * (1.0 + params["midday_weight"][None, :] * midday_bump) * habits
         out.append(level * s / s.mean(axis=0, keepdims=True))
     return np.stack(out)
 
@@ -397,10 +433,13 @@ def _load_kwh(
     load = _base_shapes(params)[weekend].reshape(t, n) * base_kwh
     load += np.outer(_awake_in_dark(weather["cos_zenith"]), lighting_kwh)
     # Cooling follows a lagged temperature (thermal mass, afternoon solar gains), heating a shorter one.
-    t_cool = exp_lag(weather["temperature_c"], 2 * _T_LAG_COOLING_H)
-    t_heat = exp_lag(weather["temperature_c"], 2 * _T_LAG_HEATING_H)
-    load += np.maximum(t_cool[:, None] - params["cooling_setpoint_c"], 0.0) * cooling_kwh_per_c
-    load += np.maximum(params["heating_setpoint_c"] - t_heat[:, None], 0.0) * heating_kwh_per_c
+    # Degree-day method: a day's cooling (heating) energy grows with its mean temperature above
+    # (below) the home's balance point; its hour-of-day shape is the one measured in the real homes.
+    t_day = weather["daily_mean_temperature_c"][:, None]
+    cooling_w = _hour_weights(t, _SUMMER_EXTRA_SHAPE)[:, None]
+    heating_w = _hour_weights(t, _WINTER_EXTRA_SHAPE)[:, None]
+    load += np.maximum(t_day - params["cooling_setpoint_c"], 0.0) * (cooling_w * cooling_kwh_per_c)
+    load += np.maximum(params["heating_setpoint_c"] - t_day, 0.0) * (heating_w * heating_kwh_per_c)
 
     # Activity: a persistent day-level factor and spiky, persistent half-hour appliance noise.
     # Both are mean-one lognormals, summed in log space so only one exp runs over (T, N).

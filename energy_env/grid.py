@@ -16,9 +16,17 @@ def curtailment_kwh(load_kwh: np.ndarray, pv_kwh: np.ndarray, battery_ac_kwh: np
     return np.minimum(np.maximum(-export_limit_kwh - raw_net, 0.0), pv_kwh)
 
 
+METER_RESOLUTION_KWH = 1e-10
+
+
 def net_position_kwh(load_kwh: np.ndarray, pv_kwh: np.ndarray, curtailed_kwh: np.ndarray, battery_ac_kwh: np.ndarray) -> np.ndarray:
-    """The meter's net position ``n``: positive draws, negative feeds in."""
-    return load_kwh - (pv_kwh - curtailed_kwh) + battery_ac_kwh
+    """The meter's net position ``n``: positive draws, negative feeds in.
+
+    Positions below the meter's resolution (1e-10 kWh) read as 0: the float dust left when a
+    battery exactly covers the load must not show up as a P2P trade.
+    """
+    net = load_kwh - (pv_kwh - curtailed_kwh) + battery_ac_kwh
+    return np.where(np.abs(net) < METER_RESOLUTION_KWH, 0.0, net)
 
 
 def limit_violation_kwh(net_kwh: np.ndarray, import_limit_kwh: float, export_limit_kwh: float, tol: float = 1e-9) -> np.ndarray:

@@ -45,15 +45,40 @@ def household_costs(traj: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"baseline": baseline, "optimized": optimized, "savings": savings, "percent": pct}
 
 
-def aggregate_metrics(traj: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Community-level figures of a rollout."""
+def trading_efficiency(traj: dict[str, np.ndarray], loss: float) -> float | None:
+    """P2P energy matched / energy that could have been matched, over the intervals where trade pays.
+
+    Per interval the matchable energy is ``min((1 - loss) * supply, demand)`` of the net
+    positions. The instant pro-rata market matches all of it, so this is 1 with any mechanism
+    and 0 without a market; it guards against regressions and frames mechanisms that leave
+    trades unmatched (a double auction with bids).
+    """
+    supply = (traj["p2p_sold_kwh"] + traj["grid_export_kwh"]).sum(axis=2)
+    demand = (traj["p2p_bought_kwh"] + traj["grid_import_kwh"]).sum(axis=2)
+    pays = traj["export_price_usd_per_kwh"] / (1 - loss) < traj["import_price_usd_per_kwh"]
+    matchable = np.where(pays, np.minimum((1 - loss) * supply, demand), 0.0).sum()
+    return float(traj["p2p_bought_kwh"].sum() / matchable) if matchable > 0 else None
+
+
+def battery_cycles_per_day(traj: dict[str, np.ndarray], usable_kwh: np.ndarray) -> float | None:
+    """Mean equivalent full cycles per day of the homes that have a battery."""
+    has = usable_kwh > 0
+    if not has.any():
+        return None
+    days = traj["battery_ac_kwh"].shape[0] * traj["battery_ac_kwh"].shape[1] / 48
+    throughput = np.abs(traj["battery_ac_kwh"]).sum(axis=(0, 1))[has]
+    return float(np.mean(throughput / (2 * usable_kwh[has]) / days))
+
+
+def aggregate_metrics(traj: dict[str, np.ndarray], community: Community | None = None) -> dict[str, Any]:
+    """Community-level figures of a rollout (battery and market figures need ``community``)."""
     c = household_costs(traj)
     valid = ~np.isnan(c["percent"])
     community_import = traj["grid_import_kwh"].sum(axis=2)  # (L, B)
     baseline_import = np.maximum(traj["load_kwh"] - traj["pv_kwh"], 0.0).sum(axis=2)
     base_peak, peak = baseline_import.max(), community_import.max()
     total_baseline = c["baseline"].sum()
-    return {
+    out = {
         "avg_household_savings_percent": _r(np.mean(c["percent"][valid])) if valid.any() else None,
         "households_without_positive_baseline": int((~valid).sum()),
         "total_energy_traded_kwh": _r(traj["p2p_sold_kwh"].sum()),
@@ -70,7 +95,15 @@ def aggregate_metrics(traj: dict[str, np.ndarray]) -> dict[str, Any]:
         "actions_out_of_box": int(traj["action_out_of_box"].sum()),
         "constraint_violations": int((traj["constraint_violation_kwh"] > 0).sum()),
         "market_cleared_intervals": int(traj["market_cleared"].sum()),
+        "self_sufficiency_percent": _r(100 * (1 - traj["grid_import_kwh"].sum() / traj["load_kwh"].sum())),
     }
+    if community is not None:
+        bp = community.params.battery
+        eff = trading_efficiency(traj, community.params.loss)
+        cycles = battery_cycles_per_day(traj, bp.soc_max_kwh - bp.soc_min_kwh)
+        out["trading_efficiency"] = None if eff is None else _r(eff)
+        out["battery_cycles_per_day"] = None if cycles is None else _r(cycles)
+    return out
 
 
 def results_json(community: Community, traj: dict[str, np.ndarray], policy_name: str, timeline: bool = True) -> dict[str, Any]:
@@ -114,5 +147,5 @@ def results_json(community: Community, traj: dict[str, np.ndarray], policy_name:
         "market_mechanism": community.params.mechanism,
         "period": {"start": str(ts[first]), "end": str(ts[last]), "episodes": int(intervals.shape[1]), "intervals_per_episode": int(intervals.shape[0])},
         "households": households,
-        "aggregate_metrics": aggregate_metrics(traj),
+        "aggregate_metrics": aggregate_metrics(traj, community),
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -13,12 +13,15 @@ from energy_env.community import Community
 ActFn = Callable[[np.ndarray, core.State, Community], np.ndarray]
 
 
-def rollout(community: Community, act: ActFn, starts: np.ndarray, length: int) -> dict[str, np.ndarray]:
+def rollout(
+    community: Community, act: ActFn, starts: np.ndarray, length: int, progress: Any | None = None
+) -> dict[str, np.ndarray]:
     """Simulate ``length`` steps from global intervals ``starts`` (``(B,)``) under ``act``.
 
     Returns every :class:`~energy_env.core.StepResult` field stacked over time, ``(length, B, N)``
     or ``(length, B)``, plus ``"interval"`` ``(length, B)`` (global interval index) and
-    ``"observation"`` ``(length, B, N, obs_dim)`` (what the policy saw).
+    ``"observation"`` ``(length, B, N, obs_dim)`` (what the policy saw). ``progress`` (e.g. a
+    tqdm bar) gets ``update(1)`` after every step.
     """
     params, data = community.params, community.data
     state = core.reset_state(params, data, np.asarray(starts), length)
@@ -30,6 +33,8 @@ def rollout(community: Community, act: ActFn, starts: np.ndarray, length: int) -
         intervals.append(state.t.copy())
         state, result = core.transition(state, act(obs, state, community), params, data)
         steps.append(result)
+        if progress is not None:
+            progress.update(1)
     out = {f.name: np.stack([getattr(s, f.name) for s in steps]) for f in fields(core.StepResult)}
     out["interval"] = np.stack(intervals)
     out["observation"] = np.stack(observations)

@@ -35,4 +35,5 @@ class SimpleRulePolicy:
         peak = data.time_features[t, -1][:, None] > 0.5
         max_ac = np.where(bp.max_ac_kwh > 0, bp.max_ac_kwh, 1.0)
         cover = -np.clip(deficit_kwh / max_ac, 0.0, 1.0)
-        return np.where(deficit_kwh < 0, 1.0, np.where(peak, cover, 0.0))
+        charge = np.minimum(-deficit_kwh / max_ac, 1.0)
+        return np.where(deficit_kwh < 0, charge, np.where(peak, cover, 0.0))

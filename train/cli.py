@@ -55,6 +55,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_for(args: argparse.Namespace):
+    overrides = {}
+    if args.households is not None:
+        overrides["num_households"] = args.households
+    if getattr(args, "citylearn", None):
+        overrides["data"] = {"source": "citylearn", "path": args.citylearn, "include_faulty": args.include_faulty}
+        if args.households is None:
+            overrides["num_households"] = _citylearn_size(args.citylearn, args.include_faulty)
+    return load_config(args.config, **overrides)
+
+
+def _citylearn_size(path: str, include_faulty: bool) -> int:
+    from energy_env.data import load_citylearn
+
+    return load_citylearn(path, include_faulty=include_faulty).num_households
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    """Run policies on the test weeks and write JSON, a markdown table and plots."""
+    from train.benchmark import run_benchmark
+
+    t0 = time.perf_counter()
+    cfg = _config_for(args)
+    runs = run_benchmark(cfg, args.policies, args.output, max_weeks=args.weeks, plots=not args.no_plots)
+    table = (Path(args.output) / "benchmark.md").read_text()
+    print(table)
+    print(f"{len(runs)} policies in {time.perf_counter() - t0:.1f} s; results in {args.output}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wattshare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--day", type=int, default=0, help="which test day (index into the test split)")
     run.add_argument("--output", default="data/output/simulation_results.json")
     run.set_defaults(func=cmd_run)
+
+    bench = sub.add_parser("benchmark", help="policies on the test weeks against plain PG&E pricing")
+    bench.add_argument("--config", default=None, help="YAML config (default: built-in defaults)")
+    bench.add_argument("--households", type=int, default=None, help="override num_households")
+    bench.add_argument("--citylearn", default=None, help="folder of a CityLearn data set (schema.json, Building_N.csv)")
+    bench.add_argument("--include-faulty", action="store_true", help="keep the homes the CityLearn loader flags")
+    bench.add_argument("--policies", nargs="+", default=["pge_baseline", "simple_rule", "rule_based", "mpc", "oracle"])
+    bench.add_argument("--weeks", type=int, default=None, help="only the first K test weeks")
+    bench.add_argument("--no-plots", action="store_true")
+    bench.add_argument("--output", default="data/output/benchmark")
+    bench.set_defaults(func=cmd_benchmark)
     return parser
 
 

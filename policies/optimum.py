@@ -1,0 +1,57 @@
+"""The perfect-foresight optimum: one community-wide schedule per episode, replayed as setpoints.
+
+The LP itself lives in :mod:`policies.schedule_lp`; this module re-exports :func:`solve_schedule`
+and :class:`Schedule` and wraps them as a policy. The oracle knows every future load and PV value,
+so its cost is a lower bound for any controller on the same episodes (under the same physics).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from energy_env.community import Community
+from energy_env.core import State
+from policies.schedule_lp import Schedule, ScheduleError, solve_schedule
+
+__all__ = ["OraclePolicy", "Schedule", "ScheduleError", "setpoints_from_ac_kwh", "solve_schedule"]
+
+
+def setpoints_from_ac_kwh(battery_ac_kwh: np.ndarray, max_ac_kwh: np.ndarray) -> np.ndarray:
+    """Setpoints in [-1, 1] that ask for ``battery_ac_kwh`` (0 for homes without a battery).
+
+    The clip only removes solver dust (|b| a hair above max power), which the env would otherwise
+    count as an out-of-box action.
+    """
+    safe = np.where(max_ac_kwh > 0, max_ac_kwh, 1.0)
+    return np.where(max_ac_kwh > 0, np.clip(battery_ac_kwh / safe, -1.0, 1.0), 0.0)
+
+
+class OraclePolicy:
+    """Replays the perfect-foresight schedule of each planned episode.
+
+    Call :meth:`plan` with the episodes' start intervals and length before the rollout; ``act``
+    then looks up scenario ``b``'s schedule at ``state.t[b] - state.start[b]``.
+    """
+
+    def __init__(self, name: str = "oracle") -> None:
+        self.name = name
+        self.schedules: list[Schedule] = []
+        self._starts = np.zeros(0, dtype=np.int64)
+
+    def plan(self, community: Community, starts: np.ndarray, length: int) -> list[Schedule]:
+        """Solve one schedule per episode (``starts``: ``(B,)`` global start intervals)."""
+        self._starts = np.asarray(starts, dtype=np.int64).reshape(-1)
+        self.schedules = [solve_schedule(community, int(s), length) for s in self._starts]
+        return self.schedules
+
+    def act(self, obs: np.ndarray, state: State, community: Community) -> np.ndarray:
+        """Setpoints ``(B, N)``: each scenario's planned AC energy over max power."""
+        if not np.array_equal(state.start, self._starts):
+            raise ValueError(f"the oracle planned episodes starting at {self._starts.tolist()}, but the state's start at {state.start.tolist()}; call plan() first")
+        steps = state.t - state.start
+        b_kwh = np.stack([sched.battery_ac_kwh[k] for sched, k in zip(self.schedules, steps)])
+        return setpoints_from_ac_kwh(b_kwh, community.params.battery.max_ac_kwh)
+
+    def total_cost_usd(self) -> float:
+        """Sum of the planned episodes' community costs (terminal settlement included)."""
+        return float(sum(s.community_cost_usd for s in self.schedules))

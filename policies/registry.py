@@ -1,0 +1,46 @@
+"""Policies by name, for the benchmark and the command line."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from policies.base import Policy
+from policies.rule_based import RuleBasedPolicy
+from policies.simple import IdlePolicy, SimpleRulePolicy
+
+
+def _oracle() -> Policy:
+    from policies.optimum import OraclePolicy  # HiGHS is imported only when asked for
+
+    return OraclePolicy()
+
+
+def _mpc() -> Policy:
+    from policies.mpc import MPCPolicy
+
+    return MPCPolicy()
+
+
+class PgeBaselinePolicy(IdlePolicy):
+    """Battery idle; the benchmark also switches the P2P market off for it (plain PG&E pricing)."""
+
+    name = "pge_baseline"
+    market_mechanism = "none"
+
+
+POLICIES: dict[str, Callable[[], Policy]] = {
+    "pge_baseline": PgeBaselinePolicy,
+    "idle": IdlePolicy,
+    "simple_rule": SimpleRulePolicy,
+    "rule_based": RuleBasedPolicy,
+    "mpc": _mpc,
+    "oracle": _oracle,
+}
+
+
+def make_policy(name: str) -> Policy:
+    """A fresh policy by name; raises ValueError naming the known ones."""
+    try:
+        return POLICIES[name]()
+    except KeyError:
+        raise ValueError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}") from None

@@ -1,0 +1,313 @@
+"""The community's battery schedule as one linear program (a small MILP where needed), solved by HiGHS.
+
+The model is the env's physics and market written as constraints over ``T`` intervals and ``N``
+homes (``docs/model.md``). Per home and interval there are eight continuous variables, each block
+a ``(T, N)`` array flattened interval-major:
+
+====  ==========================================================================================
+c, d  battery charge / discharge on the AC side (``b = c - d``), kWh
+e     stored energy at the end of the interval, kWh
+u     curtailed PV, ``0 <= u <= G``
+gi    grid import, ``ge`` grid export
+s, r  P2P energy sent / received (the community's sum: ``sum r = (1 - loss) sum s``)
+====  ==========================================================================================
+
+Under every settlement rule the internal P2P payments cancel over the community, so the objective
+is the community's grid bill plus degradation minus the terminal settlement of the batteries.
+
+Two meter/battery effects a plain LP would get wrong are closed with binaries, only where they can
+matter:
+
+* **Import and export at one meter.** Where the export credit exceeds the import price (NBT summer
+  evenings), importing and exporting the same kWh at one meter would earn ``Ps - Pb`` per kWh; a
+  real meter only sees the net. A binary per home and such interval forces ``gi = 0`` or ``ge = 0``.
+  Elsewhere (``Ps <= Pb``) doing both never pays, so the LP stays an LP.
+* **Charging and discharging at once.** ``c`` and ``d`` both positive only dissipates energy
+  (``eta_c c - d / eta_d`` stored for ``c - d`` on the AC side). With positive prices that never
+  pays: where more discharge is allowed, plain discharge (exported or used at a positive price)
+  beats burning the energy, and where it is not (``d`` at its bound) adding ``c`` raises the stored
+  energy rather than lowering it. It can tie, though, when the marginal energy is worthless (PV
+  curtailed anyway, no degradation cost), and the env only knows ``b = c - d``. So a tiny throughput
+  cost breaks the ties, and if a solution still does both (a corner case the argument above misses),
+  those cells get a binary and the model is solved again.
+
+Constraints are built as sparse COO triplets with numpy, vectorised over homes and intervals.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+from energy_env import core
+from energy_env.community import Community
+
+# Variable blocks, in column order.
+BLOCKS = ("c", "d", "e", "u", "gi", "ge", "s", "r")
+_C, _D, _E, _U, _GI, _GE, _S, _R = range(len(BLOCKS))
+
+# Tie-breaking costs ($/kWh), far below any price (NBT credits start at 1e-5 $/kWh) but above
+# HiGHS's optimality tolerance (1e-7). They are left out of the reported cost.
+TIE_BREAK_THROUGHPUT_USD_PER_KWH = 1e-6  # prefer no simultaneous charge and discharge
+TIE_BREAK_CURTAIL_USD_PER_KWH = 1e-6  # curtail only what the export limit forces, as the env does
+SIMULTANEOUS_TOL_KWH = 1e-6
+
+
+class ScheduleError(RuntimeError):
+    """HiGHS did not find an optimal schedule; the message names the model status."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """An optimal schedule of ``length`` intervals from global interval ``start``; arrays ``(length, N)``."""
+
+    start: int
+    battery_ac_kwh: np.ndarray  # c - d, + charges (what the env's setpoint asks for)
+    soc_kwh: np.ndarray  # stored energy at the end of each interval
+    grid_import_kwh: np.ndarray
+    grid_export_kwh: np.ndarray
+    p2p_sent_kwh: np.ndarray
+    p2p_received_kwh: np.ndarray
+    curtailed_kwh: np.ndarray
+    community_cost_usd: float  # grid bill + degradation - terminal settlement (the objective without tie-breaks)
+    terminal_price_usd_per_kwh: float  # 0 where terminal=False
+    solve_seconds: float
+    status: str
+    num_binaries: int
+
+    @property
+    def length(self) -> int:
+        return self.battery_ac_kwh.shape[0]
+
+
+def _coo(rows: list, cols: list, vals: list, row: np.ndarray, col: np.ndarray, val) -> None:
+    rows.append(np.asarray(row, dtype=np.int64).ravel())
+    cols.append(np.asarray(col, dtype=np.int64).ravel())
+    vals.append(np.broadcast_to(np.asarray(val, dtype=np.float64), np.shape(row)).ravel())
+
+
+def solve_schedule(
+    community: Community,
+    start: int,
+    length: int,
+    load_kwh: np.ndarray | None = None,
+    pv_kwh: np.ndarray | None = None,
+    soc0_kwh: np.ndarray | None = None,
+    terminal: bool = True,
+    terminal_price_usd_per_kwh: float | None = None,
+    meter_binaries: bool = True,
+) -> Schedule:
+    """Cost-minimal battery schedule of the whole community over intervals ``start .. start+length-1``.
+
+    ``load_kwh``/``pv_kwh`` (``(length, N)``) replace the data set's values (forecasts, for MPC);
+    ``soc0_kwh`` (``(N,)``) replaces the configured initial state of energy. With ``terminal`` the
+    energy left above (below) ``soc0`` is credited (charged) at the env's terminal price of the
+    last interval, or at ``terminal_price_usd_per_kwh`` if given. ``meter_binaries=False`` drops
+    the import-xor-export binaries (only to show the arbitrage they prevent). Raises
+    :class:`ScheduleError` naming HiGHS's model status when no optimum is found.
+    """
+    params, data = community.params, community.data
+    if getattr(params, "baseline_credit_usd_per_kwh", 0.0) > 0.0:
+        # The credit applies to each home's own imports after the env's pro-rata P2P matching; a
+        # community LP would allocate imports differently and undercut the env, so it is not modelled.
+        raise NotImplementedError("solve_schedule does not model tariff.baseline_credit; switch it off")
+    t_total = data.load_kwh.shape[0]
+    if length < 1 or start < 0 or start + length > t_total:
+        raise ValueError(f"schedule [{start}, {start + length}) runs outside the data set (0..{t_total})")
+    sl = slice(start, start + length)
+    load = np.asarray(data.load_kwh[sl] if load_kwh is None else load_kwh, dtype=np.float64)
+    pv = np.asarray(data.pv_kwh[sl] if pv_kwh is None else pv_kwh, dtype=np.float64)
+    bp = params.battery
+    n = bp.capacity_kwh.shape[0]
+    if load.shape != (length, n) or pv.shape != (length, n):
+        raise ValueError(f"load/pv must be ({length}, {n}), got {load.shape}/{pv.shape}")
+    soc0 = np.asarray(bp.initial_soc_kwh if soc0_kwh is None else soc0_kwh, dtype=np.float64).reshape(n)
+    imp = np.asarray(data.import_usd_per_kwh[sl], dtype=np.float64)
+    exp = np.asarray(data.export_usd_per_kwh[sl], dtype=np.float64)
+    if terminal:
+        tp = float(core.terminal_price(params, data, np.array(start + length - 1)) if terminal_price_usd_per_kwh is None else terminal_price_usd_per_kwh)
+    else:
+        tp = 0.0
+
+    lp = _build(params, load, pv, imp, exp, soc0, tp, meter_binaries)
+    t0 = time.perf_counter()
+    x, status = _solve(lp)
+    extra_pairs = _simultaneous_cells(x, length * n)
+    if extra_pairs.size:  # see the module docstring: re-solve with charge-xor-discharge binaries there
+        lp = _build(params, load, pv, imp, exp, soc0, tp, meter_binaries, cd_cells=extra_pairs)
+        x, status = _solve(lp)
+    seconds = time.perf_counter() - t0
+
+    tn = length * n
+    blk = {name: x[k * tn : (k + 1) * tn].reshape(length, n) for k, name in enumerate(BLOCKS)}
+    c, d, e = blk["c"], blk["d"], blk["e"]
+    cost = float(
+        (imp[:, None] * blk["gi"]).sum() - (exp[:, None] * blk["ge"]).sum()
+        + bp.degradation_cost_usd_per_kwh * (c + d).sum()
+        - tp * (e[-1] - soc0).sum()
+    )
+    return Schedule(
+        start=int(start),
+        battery_ac_kwh=c - d,
+        soc_kwh=e,
+        grid_import_kwh=blk["gi"],
+        grid_export_kwh=blk["ge"],
+        p2p_sent_kwh=blk["s"],
+        p2p_received_kwh=blk["r"],
+        curtailed_kwh=blk["u"],
+        community_cost_usd=cost,
+        terminal_price_usd_per_kwh=tp,
+        solve_seconds=seconds,
+        status=status,
+        num_binaries=lp.num_binaries,
+    )
+
+
+@dataclass
+class _Model:
+    lp: highspy.HighsLp
+    num_binaries: int
+
+
+def _build(params, load, pv, imp, exp, soc0, tp, meter_binaries, cd_cells=None) -> _Model:
+    """Assemble the HiGHS model (columns, rows, CSC matrix)."""
+    bp = params.battery
+    t, n = load.shape
+    tn = t * n
+    imp_lim, exp_lim = params.import_limit_kwh, params.export_limit_kwh
+    keep = 1.0 - params.loss
+    eta_c, eta_d = bp.eta_charge, bp.eta_discharge
+    idx = np.arange(tn).reshape(t, n)  # cell (interval, home) -> offset within a block
+
+    def col(block: int) -> np.ndarray:
+        return block * tn + idx
+
+    # --- column bounds (data-dependent bounds go here rather than into rows)
+    max_ac = np.broadcast_to(bp.max_ac_kwh, (t, n))
+    if bp.charge_from_grid:
+        source = np.maximum(imp_lim - load + pv, 0.0)
+    else:
+        source = np.maximum(pv - load, 0.0)  # own PV surplus, uncurtailed PV as in battery.ac_bounds
+    sink = np.maximum(exp_lim + load - pv, 0.0)  # never discharge into curtailment
+    p2p_open = (exp / keep < imp) & (params.mechanism != "none")  # the env's market clears only then
+    p2p_ub = np.where(p2p_open[:, None], np.inf, 0.0) * np.ones((1, n))
+    lower = np.zeros((len(BLOCKS), t, n))
+    upper = np.stack([
+        np.minimum(max_ac, source),
+        np.minimum(max_ac, sink),
+        np.broadcast_to(bp.soc_max_kwh, (t, n)),
+        pv,
+        np.full((t, n), imp_lim),  # also bounds the LP's meter arbitrage when binaries are off
+        np.full((t, n), exp_lim),
+        p2p_ub,
+        p2p_ub,
+    ])
+    lower[_E] = bp.soc_min_kwh
+
+    cost = np.zeros((len(BLOCKS), t, n))
+    cost[_C] = cost[_D] = bp.degradation_cost_usd_per_kwh + TIE_BREAK_THROUGHPUT_USD_PER_KWH
+    cost[_U] = TIE_BREAK_CURTAIL_USD_PER_KWH
+    cost[_GI] = imp[:, None]
+    cost[_GE] = -exp[:, None]
+    cost[_E, -1] = -tp  # terminal settlement; the constant tp * soc0 is added back in the reported cost
+
+    rows, cols, vals = [], [], []
+    row_lo, row_hi = [], []
+    r0 = 0
+    cells = idx.ravel()
+    # balance: L - G + u + c - d = gi - ge + r - s
+    for block, v in ((_C, 1.0), (_D, -1.0), (_U, 1.0), (_GI, -1.0), (_GE, 1.0), (_R, -1.0), (_S, 1.0)):
+        _coo(rows, cols, vals, r0 + cells, col(block).ravel(), v)
+    rhs = (pv - load).ravel()
+    row_lo.append(rhs), row_hi.append(rhs)
+    r0 += tn
+    # net position within the connection limits: -X <= L - G + u + c - d <= I
+    for block, v in ((_C, 1.0), (_D, -1.0), (_U, 1.0)):
+        _coo(rows, cols, vals, r0 + cells, col(block).ravel(), v)
+    row_lo.append((-exp_lim - load + pv).ravel()), row_hi.append((imp_lim - load + pv).ravel())
+    r0 += tn
+    # battery: e_t - e_{t-1} - eta_c c_t + d_t / eta_d = 0 (e_{-1} = soc0 moves to the right-hand side)
+    for block, v in ((_E, 1.0), (_C, -eta_c), (_D, 1.0 / eta_d)):
+        _coo(rows, cols, vals, r0 + cells, col(block).ravel(), v)
+    _coo(rows, cols, vals, r0 + cells[n:], col(_E)[:-1].ravel(), -1.0)
+    rhs = np.zeros((t, n))
+    rhs[0] = soc0
+    row_lo.append(rhs.ravel()), row_hi.append(rhs.ravel())
+    r0 += tn
+    # P2P per interval: sum r = keep * sum s
+    per_t = np.repeat(r0 + np.arange(t), n)
+    _coo(rows, cols, vals, per_t, col(_R).ravel(), 1.0)
+    _coo(rows, cols, vals, per_t, col(_S).ravel(), -keep)
+    row_lo.append(np.zeros(t)), row_hi.append(np.zeros(t))
+    r0 += t
+
+    # --- binaries: x1 <= ub1 * z, x2 <= ub2 * (1 - z)
+    pairs = []
+    if meter_binaries:
+        arb = np.flatnonzero(exp > imp)  # export credit above the import price
+        if arb.size:
+            cells_arb = idx[arb].ravel()
+            pairs.append((_GI * tn + cells_arb, _GE * tn + cells_arb, imp_lim, exp_lim))
+    if cd_cells is not None and cd_cells.size:
+        ub_c, ub_d = upper[_C].ravel()[cd_cells], upper[_D].ravel()[cd_cells]
+        pairs.append((_C * tn + cd_cells, _D * tn + cd_cells, ub_c, ub_d))
+    num_bin = sum(p[0].size for p in pairs)
+    num_col = len(BLOCKS) * tn + num_bin
+    z0 = len(BLOCKS) * tn
+    for x1, x2, ub1, ub2 in pairs:
+        k = x1.size
+        z = z0 + np.arange(k)
+        _coo(rows, cols, vals, r0 + np.arange(k), x1, 1.0)
+        _coo(rows, cols, vals, r0 + np.arange(k), z, -np.broadcast_to(ub1, (k,)))
+        row_lo.append(np.full(k, -np.inf)), row_hi.append(np.zeros(k))
+        r0 += k
+        _coo(rows, cols, vals, r0 + np.arange(k), x2, 1.0)
+        _coo(rows, cols, vals, r0 + np.arange(k), z, np.broadcast_to(ub2, (k,)))
+        row_lo.append(np.full(k, -np.inf)), row_hi.append(np.broadcast_to(np.asarray(ub2, dtype=float), (k,)).copy())
+        r0 += k
+        z0 += k
+
+    a = sp.csc_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, num_col)
+    )
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = num_col, r0
+    lp.col_cost_ = np.concatenate([cost.ravel(), np.zeros(num_bin)])
+    lp.col_lower_ = np.concatenate([lower.ravel(), np.zeros(num_bin)])
+    lp.col_upper_ = np.concatenate([upper.ravel(), np.ones(num_bin)])
+    lp.row_lower_ = np.concatenate(row_lo)
+    lp.row_upper_ = np.concatenate(row_hi)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a.indptr
+    lp.a_matrix_.index_ = a.indices
+    lp.a_matrix_.value_ = a.data
+    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = num_col, r0
+    if num_bin:
+        lp.integrality_ = [highspy.HighsVarType.kContinuous] * (len(BLOCKS) * tn) + [highspy.HighsVarType.kInteger] * num_bin
+    return _Model(lp, num_bin)
+
+
+def _solve(model: _Model) -> tuple[np.ndarray, str]:
+    """Run HiGHS; return the primal solution and the model status, or raise :class:`ScheduleError`."""
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    if model.num_binaries:
+        h.setOptionValue("mip_rel_gap", 1e-9)  # the replay identity needs the optimum, not a near one
+        h.setOptionValue("mip_feasibility_tolerance", 1e-9)
+    h.passModel(model.lp)
+    h.run()
+    status = h.getModelStatus()
+    name = h.modelStatusToString(status)
+    if status != highspy.HighsModelStatus.kOptimal:
+        raise ScheduleError(f"HiGHS found no optimal schedule: model status {name!r}")
+    return np.asarray(h.getSolution().col_value), name
+
+
+def _simultaneous_cells(x: np.ndarray, tn: int) -> np.ndarray:
+    """Cells (flat interval-home offsets) where the solution both charges and discharges."""
+    both = np.minimum(x[_C * tn : (_C + 1) * tn], x[_D * tn : (_D + 1) * tn])
+    return np.flatnonzero(both > SIMULTANEOUS_TOL_KWH)

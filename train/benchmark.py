@@ -1,0 +1,154 @@
+"""The savings benchmark: every policy on the test weeks of a data set, against plain PG&E pricing.
+
+Each test week (the last 7 days of a month) is one episode of 336 intervals; all weeks run at
+once as a batch of scenarios. The battery's state carries from day to day and is settled at the
+end of the week, as the env does. For each policy it writes ``results_<policy>.json`` in the
+seed's shape, and for the run ``benchmark.md`` (the table) and PNG plots.
+
+    wattshare benchmark --policies pge_baseline rule_based mpc oracle
+    wattshare benchmark --citylearn ../shared/data/citylearn_2022
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from energy_env.community import Community, build_community
+from energy_env.config import INTERVALS_PER_DAY, EnvConfig
+from energy_env.results import results_json
+from energy_env.rollout import rollout
+from policies.registry import make_policy
+
+WEEK = 7 * INTERVALS_PER_DAY
+
+
+def test_split_week_starts(community: Community) -> np.ndarray:
+    """Global start intervals of each run of consecutive test days (the last 7 days of a month)."""
+    mask = community.dataset.test_day_mask()
+    first = np.flatnonzero(mask & ~np.concatenate([[False], mask[:-1]]))
+    return first * INTERVALS_PER_DAY
+
+
+@dataclass
+class PolicyRun:
+    """One policy's rollout and results document."""
+
+    name: str
+    trajectory: dict[str, np.ndarray]
+    document: dict[str, Any]
+    seconds: float
+
+
+def run_policy(name: str, community: Community, starts: np.ndarray, length: int, progress: bool = True) -> PolicyRun:
+    """Roll out one policy on the given episodes (the PG&E baseline without the P2P market)."""
+    policy = make_policy(name)
+    mechanism = getattr(policy, "market_mechanism", None)
+    if mechanism is not None and mechanism != community.params.mechanism:
+        cfg = community.config.model_copy(update={"market": community.config.market.model_copy(update={"mechanism": mechanism})})
+        community = build_community(cfg, dataset=community.dataset)
+    t0 = time.perf_counter()
+    if hasattr(policy, "plan"):
+        policy.plan(community, starts, length)
+    bar = tqdm(total=length, desc=f"{name:>12}", unit="step", disable=not progress, leave=False)
+    traj = rollout(community, policy.act, starts, length, progress=bar)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    doc = results_json(community, traj, policy.name, timeline=False)
+    doc["wall_seconds"] = round(seconds, 2)
+    return PolicyRun(name, traj, doc, seconds)
+
+
+def add_oracle_share(runs: dict[str, PolicyRun]) -> None:
+    """Share of the oracle's savings each policy captures: (baseline - policy) / (baseline - oracle)."""
+    if "oracle" not in runs:
+        return
+    base = runs[next(iter(runs))].trajectory["baseline_cost_usd"].sum()
+    oracle_cost = runs["oracle"].trajectory["cost_usd"].sum()
+    for run in runs.values():
+        cost = run.trajectory["cost_usd"].sum()
+        share = (base - cost) / (base - oracle_cost) if base - oracle_cost > 1e-9 else None
+        run.document["aggregate_metrics"]["share_of_oracle_savings"] = None if share is None else round(float(share), 4)
+
+
+TABLE_COLUMNS = [
+    ("community cost $", "community_cost_usd", "{:.2f}"),
+    ("saved vs PG&E %", "community_savings_percent", "{:.2f}"),
+    ("avg home saved %", "avg_household_savings_percent", "{:.2f}"),
+    ("share of oracle", "share_of_oracle_savings", "{:.3f}"),
+    ("peak import cut %", "peak_import_reduction_percent", "{:.1f}"),
+    ("P2P traded kWh", "total_energy_traded_kwh", "{:.1f}"),
+    ("trading eff.", "trading_efficiency", "{:.3f}"),
+    ("cycles/day", "battery_cycles_per_day", "{:.2f}"),
+    ("self-suff. %", "self_sufficiency_percent", "{:.1f}"),
+    ("curtailed kWh", "pv_curtailed_kwh", "{:.1f}"),
+    ("clipped kWh", "action_clipped_kwh", "{:.1f}"),
+    ("violations", "constraint_violations", "{}"),
+    ("wall s", None, "{:.1f}"),
+]
+
+
+def markdown_table(runs: dict[str, PolicyRun]) -> str:
+    """The benchmark's figures, policy by policy."""
+    head = "| policy | " + " | ".join(c for c, _, _ in TABLE_COLUMNS) + " |"
+    rows = [head, "|" + "---|" * (len(TABLE_COLUMNS) + 1)]
+    for run in runs.values():
+        agg = run.document["aggregate_metrics"]
+        cells = []
+        for _, key, fmt in TABLE_COLUMNS:
+            value = run.seconds if key is None else agg.get(key)
+            cells.append("n/a" if value is None else fmt.format(value))
+        rows.append(f"| {run.name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def run_benchmark(
+    config: EnvConfig,
+    policies: list[str],
+    out_dir: str | Path,
+    max_weeks: int | None = None,
+    plots: bool = True,
+    progress: bool = True,
+) -> dict[str, PolicyRun]:
+    """Run ``policies`` on the test weeks of ``config``'s data set and write JSON, table and plots."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    community = build_community(config.model_copy(update={"episode_length": WEEK}))
+    starts = test_split_week_starts(community)
+    starts = starts[starts + WEEK <= community.dataset.num_intervals]
+    if max_weeks is not None:
+        starts = starts[:max_weeks]
+    if len(starts) == 0:
+        raise ValueError(f"{community.dataset.name}: no complete test week to benchmark")
+    runs: dict[str, PolicyRun] = {}
+    for name in policies:
+        runs[name] = run_policy(name, community, starts, WEEK, progress)
+    add_oracle_share(runs)
+    meta = {
+        "dataset": community.dataset.name,
+        "households": community.num_households,
+        "test_weeks": int(len(starts)),
+        "pricing": community.data.pricing_description,
+        "market_mechanism": community.params.mechanism,
+        "forecast_provider": community.data.forecast_name,
+    }
+    for run in runs.values():
+        (out / f"results_{run.name}.json").write_text(json.dumps(run.document, indent=2))
+    table = markdown_table(runs)
+    header = (
+        f"Benchmark on {meta['dataset']}: {meta['households']} households, {meta['test_weeks']} test weeks; "
+        f"{meta['pricing']}; market {meta['market_mechanism']}; forecasts {meta['forecast_provider']}.\n\n"
+    )
+    (out / "benchmark.md").write_text(header + table + "\n")
+    (out / "benchmark.json").write_text(json.dumps({"meta": meta, "policies": {k: r.document["aggregate_metrics"] for k, r in runs.items()}}, indent=2))
+    if plots:
+        from train.plots import write_plots
+
+        write_plots(runs, community, out)
+    return runs

@@ -29,7 +29,7 @@ from policies.registry import make_policy
 WEEK = 7 * INTERVALS_PER_DAY
 
 
-def test_split_week_starts(community: Community) -> np.ndarray:
+def first_days_of_test_weeks(community: Community) -> np.ndarray:
     """Global start intervals of each run of consecutive test days (the last 7 days of a month)."""
     mask = community.dataset.test_day_mask()
     first = np.flatnonzero(mask & ~np.concatenate([[False], mask[:-1]]))
@@ -120,7 +120,7 @@ def run_benchmark(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     community = build_community(config.model_copy(update={"episode_length": WEEK}))
-    starts = test_split_week_starts(community)
+    starts = first_days_of_test_weeks(community)
     starts = starts[starts + WEEK <= community.dataset.num_intervals]
     if max_weeks is not None:
         starts = starts[:max_weeks]

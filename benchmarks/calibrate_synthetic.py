@@ -1,12 +1,13 @@
 """Side-by-side calibration table: the synthetic community vs the measured CityLearn 2022 homes.
 
-    .venv/bin/python benchmarks/calibrate_synthetic.py [--households 50] [--seed 0] [--year 2025]
-        [--citylearn PATH]
+    .venv/bin/python benchmarks/calibrate_synthetic.py [--households 50] [--seed 0] [--seeds 1]
+        [--year 2025] [--citylearn PATH]
 
 The real side is the 14 plausible Fontana homes (the loader drops Buildings 12, 14 and 15), read
 with ``load_citylearn``; it is skipped with a message if the folder is absent. Both sides are
 compared at hourly resolution (the synthetic 30-minute data summed in pairs) and by calendar month
-(the real year runs Aug 2016 - Jul 2017).
+(the real year runs Aug 2016 - Jul 2017). ``--seeds K`` averages every synthetic statistic over
+seeds ``seed .. seed+K-1`` (weather years differ by seed).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def community_stats(ds: Dataset) -> dict:
         "weekend": _profile(load, hour, weekend),
     }
     home_prof = np.stack([_profile(load[:, [i]], hour, everything) for i in range(load.shape[1])])
-    monthly_pv = np.array([pv_per_kw[month == m].sum(axis=0).mean() * (hours_per_year if False else 1) for m in range(1, 13)])
+    monthly_pv = np.array([pv_per_kw[month == m].sum(axis=0).mean() for m in range(1, 13)])
     return {
         "homes": ds.num_households,
         "annual_min": annual.min(),
@@ -91,6 +92,17 @@ def community_stats(ds: Dataset) -> dict:
     }
 
 
+def _average(runs: list[dict]) -> dict:
+    """Element-wise mean of community_stats results."""
+    out = {}
+    for key, value in runs[0].items():
+        if isinstance(value, dict):
+            out[key] = {k: np.mean([r[key][k] for r in runs], axis=0) for k in value}
+        else:
+            out[key] = np.mean([r[key] for r in runs], axis=0)
+    return out
+
+
 ROWS = [
     ("homes", "homes", "{:.0f}"),
     ("annual load min, kWh", "annual_min", "{:,.0f}"),
@@ -120,15 +132,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--households", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=1, help="average the synthetic side over this many seeds")
     ap.add_argument("--year", type=int, default=2025)
     ap.add_argument("--citylearn", type=Path, default=DEFAULT_CITYLEARN)
     args = ap.parse_args(argv)
 
-    t0 = time.perf_counter()
-    syn_ds = generate_synthetic(args.households, args.year, args.seed)
-    elapsed = time.perf_counter() - t0
-    syn = community_stats(syn_ds)
-    print(f"synthetic: {syn_ds.name}, generated in {elapsed:.2f} s")
+    runs, elapsed = [], []
+    for seed in range(args.seed, args.seed + args.seeds):
+        t0 = time.perf_counter()
+        syn_ds = generate_synthetic(args.households, args.year, seed)
+        elapsed.append(time.perf_counter() - t0)
+        runs.append(community_stats(syn_ds))
+    syn = _average(runs)
+    seeds = f"seed {args.seed}" if args.seeds == 1 else f"mean of seeds {args.seed}..{args.seed + args.seeds - 1}"
+    print(f"synthetic: {args.households} homes, year {args.year}, {seeds}; generated in {np.mean(elapsed):.2f} s each")
     real = None
     try:
         real_ds = load_citylearn(args.citylearn)

@@ -26,9 +26,23 @@ def _synthetic_cached(num_households: int, year: int, seed: int) -> Dataset:
     return generate_synthetic(num_households, year, seed)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def _citylearn_cached(path: str, buildings: tuple[int, ...] | None, include_faulty: bool) -> Dataset:
     return load_citylearn(path, list(buildings) if buildings is not None else None, include_faulty)
+
+
+@lru_cache(maxsize=8)
+def _citylearn_first_cached(
+    path: str, buildings: tuple[int, ...] | None, include_faulty: bool, num_households: int
+) -> Dataset:
+    ds = _citylearn_cached(path, buildings, include_faulty)
+    if num_households > ds.num_households:
+        dropped = sum(1 for h in ds.flags if h not in ds.household_ids)
+        hint = f" ({dropped} more are flagged faulty: set data.include_faulty)" if dropped else ""
+        raise DataError(
+            f"{path}: the data set has {ds.num_households} homes{hint}, but num_households is {num_households}"
+        )
+    return ds if num_households == ds.num_households else ds.select(list(range(num_households)))
 
 
 def load_dataset(cfg: DataConfig, num_households: int, seed: int) -> Dataset:
@@ -47,14 +61,7 @@ def load_dataset(cfg: DataConfig, num_households: int, seed: int) -> Dataset:
             raise DataError("data.source 'citylearn' needs data.path (a folder holding schema.json)")
         path = str(Path(cfg.path).expanduser().resolve())
         buildings = tuple(int(b) for b in cfg.buildings) if cfg.buildings is not None else None
-        ds = _citylearn_cached(path, buildings, bool(cfg.include_faulty))
-        if num_households > ds.num_households:
-            dropped = sum(1 for h in ds.flags if h not in ds.household_ids)
-            hint = f" ({dropped} more are flagged faulty: set data.include_faulty)" if dropped else ""
-            raise DataError(
-                f"{path}: the data set has {ds.num_households} homes{hint}, but num_households is {num_households}"
-            )
-        return ds if num_households == ds.num_households else ds.select(list(range(num_households)))
+        return _citylearn_first_cached(path, buildings, bool(cfg.include_faulty), int(num_households))
     raise DataError(f"unknown data.source {cfg.source!r}; expected 'synthetic' or 'citylearn'")
 
 
@@ -62,3 +69,4 @@ def clear_cache() -> None:
     """Forget cached data sets (e.g. after editing files in a CityLearn folder)."""
     _synthetic_cached.cache_clear()
     _citylearn_cached.cache_clear()
+    _citylearn_first_cached.cache_clear()

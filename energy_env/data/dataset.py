@@ -35,7 +35,8 @@ class Dataset:
         pv_capacity_kw: ``(N,)`` installed PV, kW (0 = no PV).
         temperature_c: ``(T,)`` outdoor temperature, or None.
         irradiance_w_per_m2: ``(T,)`` global horizontal irradiance, or None.
-        flags: household id -> reason, for homes the loader found suspicious (kept only on request).
+        flags: household id -> reason, for homes the loader found suspicious, whether or not they are
+            in this data set (faulty homes are left out unless asked for).
     """
 
     name: str
@@ -99,7 +100,7 @@ class Dataset:
             pv_capacity_kw=self.pv_capacity_kw[idx].copy(),
             temperature_c=self.temperature_c,
             irradiance_w_per_m2=self.irradiance_w_per_m2,
-            flags={h: r for h, r in self.flags.items() if h in {self.household_ids[i] for i in idx}},
+            flags=dict(self.flags),  # flags describe the source, kept homes or not
         )
 
 

@@ -105,11 +105,31 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-plots", action="store_true")
     bench.add_argument("--output", default="data/output/benchmark")
     bench.set_defaults(func=cmd_benchmark)
+
+    for name, target, text in (
+        ("train-policies", "train.ppo", "PPO battery policies (shared or independent)"),
+    ):
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.set_defaults(func=_delegate(target), delegated=True)
     return parser
 
 
+def _delegate(module: str):
+    """Subcommands whose scripts parse their own arguments (``main(argv)``)."""
+
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        return importlib.import_module(module).main(args.rest)
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, rest = build_parser().parse_known_args(argv)
+    if rest and not getattr(args, "delegated", False):
+        build_parser().parse_args(argv)  # unknown options of a built-in command: argparse's error
+    args.rest = rest
     try:
         return args.func(args)
     except (ConfigError, DataError, ValueError) as err:

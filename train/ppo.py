@@ -1,0 +1,277 @@
+"""Train battery policies with PPO (Stable-Baselines3) on the wattshare community.
+
+Read it top to bottom:
+
+1. Build the community on the configured data; training draws episodes from train days only.
+2. Wrap it for SB3: every household of ``B`` scenarios is one sub-env of a ``VecEnv`` on the
+   batched core (``--vec core``, default) or of SuperSuit's conversion of the PettingZoo env
+   (``--vec supersuit``); ``VecNormalize`` scales observations and rewards.
+3. ``shared`` mode: one PPO policy for every household (parameter sharing), trained with
+   ``model.learn``. ``independent`` mode: one PPO policy per household, each trained on its own
+   household's experience (see :mod:`train.independent`).
+4. Every ``eval_every`` steps the policy is evaluated on the test weeks, which training never
+   sees, and the share of the oracle's savings it captures is logged (the learning curve, CSV).
+5. The checkpoint (PPO zip, normalisation, metadata) is written, then a final evaluation table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecNormalize
+
+from energy_env.community import Community, build_community
+from energy_env.config import EnvConfig, load_config
+from policies.learned import LearnedPolicy, ObsNormalizer, layout_of
+
+
+@dataclass
+class PPOSettings:
+    """Hyper-parameters with defaults that train well on this env (see docs/training.md)."""
+
+    total_timesteps: int = 2_000_000  # household-steps
+    scenarios: int = 32  # B: parallel scenarios, each of N households
+    n_steps: int = 48  # steps per scenario per rollout: one day
+    batch_size: int = 2048
+    n_epochs: int = 5
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.0
+    clip_range: float = 0.2
+    log_std_init: float = -1.0  # std 0.37 of a [-1, 1] setpoint: exploration without chaos
+    net_arch: list[int] = field(default_factory=lambda: [64, 64])
+    seed: int = 0
+    eval_every: int = 250_000  # household-steps between evaluations on the test weeks
+
+
+# ---------------------------------------------------------------------------------------------
+# 1-2. The training env
+
+
+def make_vec_env(community: Community, scenarios: int, seed: int, backend: str = "core"):
+    """A SB3 VecEnv of ``scenarios x N`` households on train days, normalised."""
+    if backend == "core":
+        from energy_env.vector import WattshareVecEnv
+
+        venv = WattshareVecEnv(scenarios, community=community, split="train")
+    elif backend == "supersuit":
+        import supersuit as ss
+
+        from energy_env.env import WattshareParallelEnv
+
+        venv = ss.pettingzoo_env_to_vec_env_v1(WattshareParallelEnv(community=community))
+        venv = ss.concat_vec_envs_v1(venv, scenarios, num_cpus=0, base_class="stable_baselines3")
+    else:
+        raise ValueError(f"unknown vec backend {backend!r}; expected 'core' or 'supersuit'")
+    if hasattr(venv, "seed"):
+        venv.seed(seed)
+    return VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=0.99)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Evaluation on the test weeks
+
+
+class TestWeekEvaluator:
+    """Scores a policy on the test weeks against the PG&E baseline and the oracle."""
+
+    def __init__(self, community: Community, max_weeks: int | None = None) -> None:
+        from train.benchmark import WEEK, first_days_of_test_weeks
+
+        self.community = build_community(community.config.model_copy(update={"episode_length": WEEK}), dataset=community.dataset)
+        starts = first_days_of_test_weeks(self.community)
+        starts = starts[starts + WEEK <= self.community.dataset.num_intervals]
+        self.starts = starts[:max_weeks] if max_weeks else starts
+        self.length = WEEK
+        self.baseline_usd: float | None = None
+        self.oracle_usd: float | None = None
+
+    def cost_usd(self, policy: Any) -> float:
+        """Community cost of ``policy`` over the test weeks (terminal settlement included)."""
+        from energy_env.rollout import rollout
+
+        if hasattr(policy, "plan"):
+            policy.plan(self.community, self.starts, self.length)
+        traj = rollout(self.community, policy.act, self.starts, self.length)
+        if self.baseline_usd is None:
+            self.baseline_usd = float(traj["baseline_cost_usd"].sum())
+        return float(traj["cost_usd"].sum())
+
+    def oracle_share(self, cost_usd: float) -> float | None:
+        """(baseline - cost) / (baseline - oracle); solves the oracle once."""
+        if self.oracle_usd is None:
+            from policies.optimum import OraclePolicy
+
+            self.oracle_usd = self.cost_usd(OraclePolicy())
+        gap = self.baseline_usd - self.oracle_usd
+        return (self.baseline_usd - cost_usd) / gap if gap > 1e-9 else None
+
+
+def snapshot_policy(models: list[PPO], normalizers: list[ObsNormalizer], mode: str) -> LearnedPolicy:
+    """The current policies as a deterministic :class:`LearnedPolicy`."""
+    return LearnedPolicy(models, normalizers, mode, name=f"ppo_{mode}")
+
+
+class CurveLogger:
+    """Appends evaluation points to ``curve.csv``: steps, seconds, cost, savings %, oracle share."""
+
+    def __init__(self, path: Path, evaluator: TestWeekEvaluator | None) -> None:
+        self.path = path
+        self.evaluator = evaluator
+        self.t0 = time.perf_counter()
+        with path.open("w", newline="") as f:
+            csv.writer(f).writerow(["household_steps", "wall_seconds", "test_cost_usd", "savings_percent", "oracle_share"])
+
+    def log(self, steps: int, policy: LearnedPolicy) -> dict[str, float | None]:
+        if self.evaluator is None:
+            return {}
+        cost = self.evaluator.cost_usd(policy)
+        base = self.evaluator.baseline_usd
+        share = self.evaluator.oracle_share(cost)
+        row = [steps, round(time.perf_counter() - self.t0, 1), round(cost, 2), round(100 * (base - cost) / base, 2), None if share is None else round(share, 4)]
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow(row)
+        return dict(zip(["household_steps", "wall_seconds", "test_cost_usd", "savings_percent", "oracle_share"], row))
+
+
+class _ProgressCallback(BaseCallback):
+    """A tqdm bar over household-steps (SB3's own bar needs ``rich``)."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__()
+        self.total, self.bar, self.last = total, None, 0
+
+    def _on_training_start(self) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total, unit="step", unit_scale=True, desc="PPO")
+        self.last = self.num_timesteps
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.num_timesteps - self.last)
+        self.last = self.num_timesteps
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+class _EvalCallback(BaseCallback):
+    def __init__(self, every: int, curve: CurveLogger, venv: VecNormalize) -> None:
+        super().__init__()
+        self.every, self.curve, self.venv, self.next_at = every, curve, venv, every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_at:
+            self.next_at += self.every
+            norm = ObsNormalizer(self.venv.obs_rms.mean.copy(), self.venv.obs_rms.var.copy())
+            point = self.curve.log(self.num_timesteps, snapshot_policy([self.model], [norm], "shared"))
+            if point:
+                print(f"  {self.num_timesteps:>10,} steps: test savings {point['savings_percent']}%, oracle share {point['oracle_share']}")
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. + 5. Training and checkpoints
+
+
+def save_checkpoint(out: Path, models: list[PPO], normalizers: list[ObsNormalizer], mode: str, community: Community, settings: PPOSettings, steps: int) -> None:
+    """Write the PPO zips, the normalisation and ``meta.json`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    names = ["policy.zip"] if mode == "shared" else [f"policy_{i}.zip" for i in range(len(models))]
+    for model, name in zip(models, names):
+        model.save(out / name)
+    np.savez(out / "obs_rms.npz", mean=np.stack([n.mean for n in normalizers]), var=np.stack([n.var for n in normalizers]))
+    meta = {
+        "name": f"ppo_{mode}",
+        "mode": mode,
+        "num_households": community.num_households,
+        "observation_layout": layout_of(community),
+        "forecast_provider": community.data.forecast_name,
+        "dataset": community.dataset.name,
+        "household_steps": steps,
+        "settings": asdict(settings),
+        "config": community.config.model_dump(mode="json"),
+    }
+    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+
+
+def train_shared(community: Community, settings: PPOSettings, out: Path, backend: str = "core", evaluate: bool = True, resume: bool = False) -> LearnedPolicy:
+    """One PPO policy for every household (parameter sharing)."""
+    set_random_seed(settings.seed)
+    venv = make_vec_env(community, settings.scenarios, settings.seed, backend)
+    if resume and (out / "policy.zip").exists():
+        model = PPO.load(out / "policy.zip", env=venv, device="cpu")
+        stats = np.load(out / "obs_rms.npz")
+        venv.obs_rms.mean, venv.obs_rms.var = stats["mean"][0], stats["var"][0]
+        done = int(json.loads((out / "meta.json").read_text())["household_steps"])
+    else:
+        model = PPO(
+            "MlpPolicy", venv, n_steps=settings.n_steps, batch_size=settings.batch_size, n_epochs=settings.n_epochs,
+            learning_rate=settings.learning_rate, gamma=settings.gamma, gae_lambda=settings.gae_lambda,
+            ent_coef=settings.ent_coef, clip_range=settings.clip_range, verbose=0, device="cpu",
+            policy_kwargs={"net_arch": settings.net_arch, "log_std_init": settings.log_std_init},
+            tensorboard_log=None,
+        )
+        done = 0
+    evaluator = TestWeekEvaluator(community) if evaluate else None
+    curve = CurveLogger(out / "curve.csv", evaluator)
+    from stable_baselines3.common.logger import configure
+
+    model.set_logger(configure(str(out / "logs"), ["csv"]))
+    remaining = max(settings.total_timesteps - done, 0)
+    callbacks = [_EvalCallback(settings.eval_every, curve, venv), _ProgressCallback(remaining)]
+    t0 = time.perf_counter()
+    model.learn(remaining, callback=callbacks, reset_num_timesteps=not resume)
+    seconds = time.perf_counter() - t0
+    norm = ObsNormalizer(venv.obs_rms.mean.copy(), venv.obs_rms.var.copy())
+    save_checkpoint(out, [model], [norm], "shared", community, settings, done + remaining)
+    (out / "timing.json").write_text(json.dumps({"train_seconds": round(seconds, 1), "household_steps": remaining, "household_steps_per_second": round(remaining / max(seconds, 1e-9))}))
+    venv.close()
+    policy = snapshot_policy([model], [norm], "shared")
+    curve.log(done + remaining, policy)
+    return policy
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``wattshare train-policies``: train, checkpoint, evaluate on the test weeks."""
+    parser = argparse.ArgumentParser(prog="wattshare train-policies", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--mode", choices=["shared", "independent"], default="shared")
+    parser.add_argument("--vec", choices=["core", "supersuit"], default="core", help="training VecEnv (shared mode)")
+    parser.add_argument("--steps", type=int, default=PPOSettings.total_timesteps, help="household-steps")
+    parser.add_argument("--scenarios", type=int, default=PPOSettings.scenarios)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=PPOSettings.eval_every)
+    parser.add_argument("--no-eval", action="store_true", help="skip the test-week evaluations during training")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --output")
+    parser.add_argument("--output", default="data/checkpoints/policies/ppo_shared")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    cfg: EnvConfig = load_config(args.config)
+    community = build_community(cfg)
+    settings = PPOSettings(total_timesteps=args.steps, scenarios=args.scenarios, seed=args.seed, eval_every=args.eval_every)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if args.mode == "shared":
+        train_shared(community, settings, out, args.vec, evaluate=not args.no_eval, resume=args.resume)
+    else:
+        from train.independent import train_independent
+
+        train_independent(community, settings, out, evaluate=not args.no_eval)
+    print(f"trained {args.mode} PPO for {args.steps:,} household-steps in {time.perf_counter() - t0:.0f} s -> {out}")
+    print((out / "curve.csv").read_text())
+    return 0

@@ -43,7 +43,7 @@ def build_community(
     if dataset is None and provider is None:
         return _cached(json.dumps(config.model_dump(mode="json"), sort_keys=True))
     if dataset is None:
-        dataset = load_dataset(config.data, config.num_households, config.seed)
+        dataset = load_dataset(config.data, config.num_households, config.seed, config.database)
     if dataset.num_households != config.num_households:
         config = config.model_copy(update={"num_households": dataset.num_households})
     return Community(config, build_params(config, dataset.num_households), build_data(config, dataset, provider))
@@ -52,5 +52,5 @@ def build_community(
 @lru_cache(maxsize=16)
 def _cached(config_json: str) -> Community:
     config = EnvConfig.model_validate_json(config_json)
-    dataset = load_dataset(config.data, config.num_households, config.seed)
+    dataset = load_dataset(config.data, config.num_households, config.seed, config.database)
     return Community(config, build_params(config, dataset.num_households), build_data(config, dataset))

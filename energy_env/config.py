@@ -9,6 +9,7 @@ typo or an impossible number fails at load time with an error that names the key
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -87,6 +88,38 @@ class MarketConfig(_Strict):
     )
 
 
+GapFill = Literal["none", "interpolate", "previous", "same_slot"]
+
+
+class WholesaleConfig(_Strict):
+    """Wholesale prices behind ``tariff.import_pricing: caiso_indexed`` (see energy_env/dynamic_pricing.py)."""
+
+    source: Literal["file", "postgres", "supabase"] = "file"
+    path: str | None = Field(
+        None, description="CSV/Parquet of CAISO prices (source 'file'), e.g. ../shared/data/caiso/caiso_2024_dlap_hourly_lmp.csv."
+    )
+    table: str = Field("pricing", description="Pricing table (source postgres / supabase).")
+    node: str = Field("DLAP_PGAE-APND", description="CAISO node; DLAP_PGAE-APND is PG&E's load aggregation point.")
+    market: str | None = Field("DAM", description="DAM or RTM, for layouts with a market column.")
+    align: Literal["exact", "calendar"] = Field(
+        "exact", description="exact: prices of the data set's own dates; calendar: same month, day and time of the series' year."
+    )
+    gap_fill: GapFill = Field("interpolate", description="How missing half hours are filled (the shared CAISO file lacks 00:00-09:00).")
+    max_gap_intervals: int | None = Field(None, ge=1, description="Longest gap (half hours) the rule may fill; None = any.")
+    multiplier: float = Field(1.0, gt=0.0)
+    adder_usd_per_kwh: float | None = Field(
+        None, description="Added to multiplier x wholesale; None = calibrated so the mean import price equals E-TOU-C's."
+    )
+    floor_usd_per_kwh: float = Field(0.0, description="Lowest import price.")
+    cap_usd_per_kwh: float = Field(1.0, description="Highest import price.")
+
+    @model_validator(mode="after")
+    def _floor_below_cap(self) -> "WholesaleConfig":
+        if not self.floor_usd_per_kwh < self.cap_usd_per_kwh:
+            raise ValueError(f"floor_usd_per_kwh ({self.floor_usd_per_kwh}) must be below cap_usd_per_kwh ({self.cap_usd_per_kwh})")
+        return self
+
+
 class TariffConfig(_Strict):
     """PG&E pricing. Import: E-TOU-C; export: Net Billing Tariff (NEM 3), NEM 2 or a flat rate."""
 
@@ -105,6 +138,10 @@ class TariffConfig(_Strict):
     terminal_price_usd_per_kwh: float | None = Field(
         None, description="Settles the battery's end-of-episode energy change; None = off-peak import price of the last day."
     )
+    import_pricing: Literal["tou_c", "caiso_indexed"] = Field(
+        "tou_c", description="tou_c: E-TOU-C; caiso_indexed: import price indexed to wholesale (tariff.wholesale)."
+    )
+    wholesale: WholesaleConfig = WholesaleConfig()
 
     @model_validator(mode="after")
     def _vintage_covers_year(self) -> "TariffConfig":
@@ -112,23 +149,47 @@ class TariffConfig(_Strict):
             raise ValueError(
                 f"nbt_calendar_year ({self.nbt_calendar_year}) precedes nbt_vintage ({self.nbt_vintage})"
             )
+        if self.import_pricing == "caiso_indexed" and self.wholesale.source == "file" and not self.wholesale.path:
+            raise ValueError("import_pricing 'caiso_indexed' with wholesale.source 'file' needs wholesale.path")
         return self
 
 
 class DataConfig(_Strict):
-    """Where the household load and PV come from."""
+    """Where the household load and PV come from (external sources: docs/data_sources.md)."""
 
-    source: Literal["synthetic", "citylearn"] = "synthetic"
-    path: str | None = Field(None, description="Folder of a CityLearn data set (schema.json, Building_N.csv).")
+    source: Literal["synthetic", "citylearn", "file", "postgres", "supabase"] = "synthetic"
+    path: str | None = Field(
+        None, description="Folder of a CityLearn data set (schema.json, Building_N.csv), or a CSV / Parquet file (source 'file')."
+    )
     year: int = Field(2025, ge=1990, le=2100, description="Calendar year of the synthetic data set.")
     include_faulty: bool = Field(False, description="Keep homes the loader flags as faulty.")
     buildings: list[int] | None = Field(None, description="CityLearn building numbers to load (None = all kept).")
+    table: str = Field("consumption", description="Consumption table (source postgres / supabase).")
+    households: list[str] | None = Field(None, description="Household ids to load, in order (None = the first num_households).")
+    start_date: dt.date | None = Field(None, description="First local date to load (file / postgres / supabase).")
+    end_date: dt.date | None = Field(None, description="Last local date to load, inclusive.")
+    gap_fill: GapFill = Field("none", description="How missing half hours are filled; none = refuse data with gaps.")
+    max_gap_intervals: int | None = Field(None, ge=1, description="Longest gap (half hours) the rule may fill; None = any.")
+    resolution_minutes: Literal[5, 10, 15, 30, 60] | None = Field(None, description="Input interval length; None = detected.")
 
     @model_validator(mode="after")
     def _path_for_citylearn(self) -> "DataConfig":
         if self.source == "citylearn" and not self.path:
             raise ValueError("source 'citylearn' needs data.path (a folder holding schema.json)")
+        if self.source == "file" and not self.path:
+            raise ValueError("source 'file' needs data.path (a .csv or .parquet file)")
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValueError(f"end_date ({self.end_date}) is before start_date ({self.start_date})")
         return self
+
+
+class DatabaseConfig(_Strict):
+    """Connection settings of the postgres / supabase sources; the secrets stay in the environment."""
+
+    dsn_env: str = Field("WATTSHARE_PG_DSN", description="Environment variable holding the PostgreSQL DSN.")
+    env_file: str | None = Field(".env", description="A .env file read after the environment (SUPABASE_URL, SUPABASE_KEY, the DSN).")
+    db_schema: str = Field("public", description="Database schema of the tables.")
+    page_rows: int = Field(1000, ge=1, description="Rows per request / fetch.")
 
 
 class ForecastConfig(_Strict):
@@ -153,6 +214,7 @@ class EnvConfig(_Strict):
     market: MarketConfig = MarketConfig()
     tariff: TariffConfig = TariffConfig()
     data: DataConfig = DataConfig()
+    database: DatabaseConfig = DatabaseConfig()
     forecast: ForecastConfig = ForecastConfig()
     reward: RewardConfig = RewardConfig()
 

@@ -195,6 +195,11 @@ def build_data(cfg: EnvConfig, dataset: Dataset, provider: ForecastProvider | No
     provider = provider or make_provider(cfg.forecast.provider)
     horizon = cfg.forecast.horizon
     prices = build_price_table(dataset.timestamps, cfg.tariff)
+    if cfg.tariff.import_pricing == "caiso_indexed":
+        # import price indexed to a CAISO node; its description names the series and the adder
+        from energy_env.dynamic_pricing import wholesale_indexed_price_table
+
+        prices = wholesale_indexed_price_table(prices, cfg)
     imp, exp = prices.import_usd_per_kwh, prices.export_usd_per_kwh
     load_fc, pv_fc = provider.forecast(dataset, horizon)
     expected_shape = (*dataset.load_kwh.shape, horizon)

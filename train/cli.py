@@ -2,6 +2,12 @@
 
 ``wattshare run``: the main job. Simulates the default community (10 synthetic homes) for one
 test day with the simple rule and writes ``data/output/simulation_results.json``.
+``wattshare benchmark``: policies on the test weeks against plain PG&E pricing.
+``wattshare import``: load a data set into PostgreSQL or Supabase (``train/import_data.py``).
+
+``run`` and ``benchmark`` take the data source and the pricing from the config, or from flags:
+``--source postgres --table consumption``, ``--source file --data-path homes.parquet``,
+``--pricing caiso_indexed --wholesale ../shared/data/caiso/caiso_2024_dlap_hourly_lmp.csv``.
 """
 
 from __future__ import annotations
@@ -30,10 +36,7 @@ def _write_json(doc: dict, path: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Simulate one test day with the simple rule and write the seed-shaped JSON."""
     t0 = time.perf_counter()
-    overrides = {"episode_length": INTERVALS_PER_DAY}
-    if args.households is not None:
-        overrides["num_households"] = args.households
-    cfg = load_config(args.config, **overrides)
+    cfg = _config_for(args, episode_length=INTERVALS_PER_DAY)
     community = build_community(cfg)
     test_days = community.dataset.split_days("test")
     if not 0 <= args.day < len(test_days):
@@ -55,15 +58,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_for(args: argparse.Namespace):
-    overrides = {}
+def _config_for(args: argparse.Namespace, **overrides):
     if args.households is not None:
         overrides["num_households"] = args.households
     if getattr(args, "citylearn", None):
         overrides["data"] = {"source": "citylearn", "path": args.citylearn, "include_faulty": args.include_faulty}
         if args.households is None:
             overrides["num_households"] = _citylearn_size(args.citylearn, args.include_faulty)
-    return load_config(args.config, **overrides)
+    for flag, key in (("source", "data.source"), ("data_path", "data.path"), ("table", "data.table"),
+                      ("gap_fill", "data.gap_fill"), ("pricing", "tariff.import_pricing"),
+                      ("wholesale", "tariff.wholesale.path"), ("wholesale_align", "tariff.wholesale.align")):
+        if getattr(args, flag, None) is not None:
+            overrides[key] = getattr(args, flag)
+    cfg = load_config(args.config, **overrides)
+    if cfg.data.source in ("file", "postgres", "supabase") and "num_households" not in overrides:
+        # like --citylearn: the community is every home the source holds, unless --households says otherwise
+        cfg = load_config(args.config, **overrides, num_households=_external_size(cfg))
+    return cfg
+
+
+def _external_size(cfg) -> int:
+    """Homes an external source holds (or lists in data.households): the default community size there."""
+    from energy_env.data.sources import ExternalDataOptions, open_source
+
+    options = ExternalDataOptions.from_config(cfg.data, cfg.database)
+    if options.households:
+        return len(options.households)
+    found = open_source(options).list_households(options.table, options.window)
+    if not found:
+        raise DataError(f"data.source {cfg.data.source!r}: table {options.table!r} has no households ({options.window.describe()})")
+    return len(found)
+
+
+def _add_data_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that override the config's data source and pricing (see docs/data_sources.md)."""
+    g = parser.add_argument_group("data source and pricing (override the config)")
+    g.add_argument("--source", choices=["synthetic", "citylearn", "file", "postgres", "supabase"], default=None, help="data.source")
+    g.add_argument("--data-path", default=None, help="data.path: CityLearn folder or CSV / Parquet file")
+    g.add_argument("--table", default=None, help="data.table (postgres / supabase; default consumption)")
+    g.add_argument("--gap-fill", choices=["none", "interpolate", "previous", "same_slot"], default=None, help="data.gap_fill")
+    g.add_argument("--pricing", choices=["tou_c", "caiso_indexed"], default=None, help="tariff.import_pricing")
+    g.add_argument("--wholesale", default=None, help="tariff.wholesale.path: CAISO price file for caiso_indexed")
+    g.add_argument("--wholesale-align", choices=["exact", "calendar"], default=None, help="tariff.wholesale.align")
 
 
 def _citylearn_size(path: str, include_faulty: bool) -> int:
@@ -93,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--households", type=int, default=None, help="override num_households")
     run.add_argument("--day", type=int, default=0, help="which test day (index into the test split)")
     run.add_argument("--output", default="data/output/simulation_results.json")
+    _add_data_flags(run)
     run.set_defaults(func=cmd_run)
 
     bench = sub.add_parser("benchmark", help="policies on the test weeks against plain PG&E pricing")
@@ -104,10 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--weeks", type=int, default=None, help="only the first K test weeks")
     bench.add_argument("--no-plots", action="store_true")
     bench.add_argument("--output", default="data/output/benchmark")
+    _add_data_flags(bench)
     bench.set_defaults(func=cmd_benchmark)
 
     for name, target, text in (
         ("train-policies", "train.ppo", "PPO battery policies (shared or independent)"),
+        ("import", "train.import_data", "load a data set into PostgreSQL or Supabase"),
     ):
         p = sub.add_parser(name, help=text, add_help=False)
         p.set_defaults(func=_delegate(target), delegated=True)

@@ -31,17 +31,26 @@ class OraclePolicy:
 
     Call :meth:`plan` with the episodes' start intervals and length before the rollout; ``act``
     then looks up scenario ``b``'s schedule at ``state.t[b] - state.start[b]``.
+
+    Day-long episodes solve to optimality in about a second. Week-long episodes with many NBT
+    evenings (export credit above the import price) are MILPs that HiGHS may not close quickly:
+    ``time_limit_s`` caps each solve, and the schedule then reports its ``mip_gap``.
     """
 
-    def __init__(self, name: str = "oracle") -> None:
+    def __init__(self, name: str = "oracle", mip_rel_gap: float = 1e-6, time_limit_s: float | None = 300.0) -> None:
         self.name = name
+        self.mip_rel_gap = mip_rel_gap
+        self.time_limit_s = time_limit_s
         self.schedules: list[Schedule] = []
         self._starts = np.zeros(0, dtype=np.int64)
 
     def plan(self, community: Community, starts: np.ndarray, length: int) -> list[Schedule]:
         """Solve one schedule per episode (``starts``: ``(B,)`` global start intervals)."""
         self._starts = np.asarray(starts, dtype=np.int64).reshape(-1)
-        self.schedules = [solve_schedule(community, int(s), length) for s in self._starts]
+        self.schedules = [
+            solve_schedule(community, int(s), length, mip_rel_gap=self.mip_rel_gap, time_limit_s=self.time_limit_s)
+            for s in self._starts
+        ]
         return self.schedules
 
     def act(self, obs: np.ndarray, state: State, community: Community) -> np.ndarray:

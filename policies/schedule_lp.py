@@ -7,7 +7,7 @@ a ``(T, N)`` array flattened interval-major:
 ====  ==========================================================================================
 c, d  battery charge / discharge on the AC side (``b = c - d``), kWh
 e     stored energy at the end of the interval, kWh
-u     curtailed PV, ``0 <= u <= G``
+u     curtailed PV, ``0 <= u <= max(G - L - X, 0)`` (the most the env's export limit can force)
 gi    grid import, ``ge`` grid export
 s, r  P2P energy sent / received (the community's sum: ``sum r = (1 - loss) sum s``)
 ====  ==========================================================================================
@@ -20,8 +20,12 @@ matter:
 
 * **Import and export at one meter.** Where the export credit exceeds the import price (NBT summer
   evenings), importing and exporting the same kWh at one meter would earn ``Ps - Pb`` per kWh; a
-  real meter only sees the net. A binary per home and such interval forces ``gi = 0`` or ``ge = 0``.
-  Elsewhere (``Ps <= Pb``) doing both never pays, so the LP stays an LP.
+  real meter only sees the net. A binary per home and such interval forces ``gi = 0`` or ``ge = 0``
+  (only at homes whose net position can take both signs there; the big-Ms are each home's largest
+  possible import and export). Elsewhere (``Ps <= Pb``) doing both never pays, so the LP stays an
+  LP. The resulting MILP is exact but can be slow over a week with many such evenings: the LP
+  relaxation spreads a scarce evening's battery energy over several export intervals at the
+  averaged value, and closing that knapsack-like gap home by home takes branching.
 * **Charging and discharging at once.** ``c`` and ``d`` both positive only dissipates energy
   (``eta_c c - d / eta_d`` stored for ``c - d`` on the AC side). With positive prices that never
   pays: where more discharge is allowed, plain discharge (exported or used at a positive price)
@@ -76,8 +80,10 @@ class Schedule:
     community_cost_usd: float  # grid bill + degradation - terminal settlement (the objective without tie-breaks)
     terminal_price_usd_per_kwh: float  # 0 where terminal=False
     solve_seconds: float
-    status: str
+    status: str  # HiGHS's model status: "Optimal", or "Time limit reached" with a feasible schedule
     num_binaries: int
+    mip_gap: float  # HiGHS's relative gap (0 for an LP)
+    lower_bound_usd: float  # no schedule costs less (up to the tie-break costs, < 1e-6 $/kWh)
 
     @property
     def length(self) -> int:
@@ -100,15 +106,22 @@ def solve_schedule(
     terminal: bool = True,
     terminal_price_usd_per_kwh: float | None = None,
     meter_binaries: bool = True,
+    mip_rel_gap: float = 1e-6,
+    time_limit_s: float | None = None,
 ) -> Schedule:
     """Cost-minimal battery schedule of the whole community over intervals ``start .. start+length-1``.
 
     ``load_kwh``/``pv_kwh`` (``(length, N)``) replace the data set's values (forecasts, for MPC);
     ``soc0_kwh`` (``(N,)``) replaces the configured initial state of energy. With ``terminal`` the
     energy left above (below) ``soc0`` is credited (charged) at the env's terminal price of the
-    last interval, or at ``terminal_price_usd_per_kwh`` if given. ``meter_binaries=False`` drops
-    the import-xor-export binaries (only to show the arbitrage they prevent). Raises
-    :class:`ScheduleError` naming HiGHS's model status when no optimum is found.
+    last interval, or at ``terminal_price_usd_per_kwh`` if given. ``meter_binaries=False`` solves the
+    plain LP: no import-xor-export binaries and only the connection limits on the meter's flows
+    (only to show the arbitrage the binaries prevent).
+
+    With binaries (NBT summer evenings) the problem is a MILP; HiGHS stops at ``mip_rel_gap`` or
+    after ``time_limit_s``. A schedule cut off by the time limit is still feasible (the replay
+    identity holds for it) and reports its gap and ``lower_bound_usd``. Raises
+    :class:`ScheduleError` naming HiGHS's model status when there is no feasible schedule.
     """
     params, data = community.params, community.data
     if getattr(params, "baseline_credit_usd_per_kwh", 0.0) > 0.0:
@@ -135,11 +148,11 @@ def solve_schedule(
 
     lp = _build(params, load, pv, imp, exp, soc0, tp, meter_binaries)
     t0 = time.perf_counter()
-    x, status = _solve(lp)
+    x, status, gap, bound = _solve(lp, mip_rel_gap, time_limit_s)
     extra_pairs = _simultaneous_cells(x, length * n)
     if extra_pairs.size:  # see the module docstring: re-solve with charge-xor-discharge binaries there
         lp = _build(params, load, pv, imp, exp, soc0, tp, meter_binaries, cd_cells=extra_pairs)
-        x, status = _solve(lp)
+        x, status, gap, bound = _solve(lp, mip_rel_gap, time_limit_s)
     seconds = time.perf_counter() - t0
 
     tn = length * n
@@ -164,6 +177,8 @@ def solve_schedule(
         solve_seconds=seconds,
         status=status,
         num_binaries=lp.num_binaries,
+        mip_gap=gap,
+        lower_bound_usd=bound + tp * soc0.sum(),
     )
 
 
@@ -195,17 +210,18 @@ def _build(params, load, pv, imp, exp, soc0, tp, meter_binaries, cd_cells=None) 
     sink = np.maximum(exp_lim + load - pv, 0.0)  # never discharge into curtailment
     p2p_open = (exp / keep < imp) & (params.mechanism != "none")  # the env's market clears only then
     p2p_ub = np.where(p2p_open[:, None], np.inf, 0.0) * np.ones((1, n))
+    c_ub, d_ub = np.minimum(max_ac, source), np.minimum(max_ac, sink)
+    # The env curtails only what the export limit forces, and with d <= sink that is at most
+    # G - L - X (see grid.curtailment_kwh); bounding u there loses no env behaviour.
+    u_ub = np.minimum(pv, np.maximum(pv - load - exp_lim, 0.0))
+    # The meter's flows are bounded by the largest net position each way. Tight bounds matter:
+    # they are the big-M of the binaries below, and where one is 0 the cell needs no binary.
+    gi_ub = np.minimum(imp_lim, np.maximum(np.maximum(load - pv, -exp_lim) + c_ub, 0.0))
+    ge_ub = np.minimum(exp_lim, np.maximum(pv - load + d_ub, 0.0))
+    if not meter_binaries:  # the plain LP, with only the connection limits on the meter's flows
+        gi_ub, ge_ub = np.full((t, n), imp_lim), np.full((t, n), exp_lim)
     lower = np.zeros((len(BLOCKS), t, n))
-    upper = np.stack([
-        np.minimum(max_ac, source),
-        np.minimum(max_ac, sink),
-        np.broadcast_to(bp.soc_max_kwh, (t, n)),
-        pv,
-        np.full((t, n), imp_lim),  # also bounds the LP's meter arbitrage when binaries are off
-        np.full((t, n), exp_lim),
-        p2p_ub,
-        p2p_ub,
-    ])
+    upper = np.stack([c_ub, d_ub, np.broadcast_to(bp.soc_max_kwh, (t, n)), u_ub, gi_ub, ge_ub, p2p_ub, p2p_ub])
     lower[_E] = bp.soc_min_kwh
 
     cost = np.zeros((len(BLOCKS), t, n))
@@ -248,10 +264,10 @@ def _build(params, load, pv, imp, exp, soc0, tp, meter_binaries, cd_cells=None) 
     # --- binaries: x1 <= ub1 * z, x2 <= ub2 * (1 - z)
     pairs = []
     if meter_binaries:
-        arb = np.flatnonzero(exp > imp)  # export credit above the import price
+        # export credit above the import price, at homes that can both import and export there
+        arb = np.flatnonzero(((exp > imp)[:, None] & (gi_ub > 0) & (ge_ub > 0)).ravel())
         if arb.size:
-            cells_arb = idx[arb].ravel()
-            pairs.append((_GI * tn + cells_arb, _GE * tn + cells_arb, imp_lim, exp_lim))
+            pairs.append((_GI * tn + arb, _GE * tn + arb, gi_ub.ravel()[arb], ge_ub.ravel()[arb]))
     if cd_cells is not None and cd_cells.size:
         ub_c, ub_d = upper[_C].ravel()[cd_cells], upper[_D].ravel()[cd_cells]
         pairs.append((_C * tn + cd_cells, _D * tn + cd_cells, ub_c, ub_d))
@@ -291,20 +307,33 @@ def _build(params, load, pv, imp, exp, soc0, tp, meter_binaries, cd_cells=None) 
     return _Model(lp, num_bin)
 
 
-def _solve(model: _Model) -> tuple[np.ndarray, str]:
-    """Run HiGHS; return the primal solution and the model status, or raise :class:`ScheduleError`."""
+def _solve(model: _Model, mip_rel_gap: float, time_limit_s: float | None) -> tuple[np.ndarray, str, float, float]:
+    """Run HiGHS; return the primal solution, model status, relative gap and objective bound.
+
+    Raises :class:`ScheduleError` unless the model is solved to optimality, or a MILP stopped
+    by the time limit holds a feasible solution.
+    """
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     if model.num_binaries:
-        h.setOptionValue("mip_rel_gap", 1e-9)  # the replay identity needs the optimum, not a near one
-        h.setOptionValue("mip_feasibility_tolerance", 1e-9)
+        h.setOptionValue("mip_rel_gap", mip_rel_gap)
+        h.setOptionValue("mip_feasibility_tolerance", 1e-9)  # z = 1e-7 would let gi and ge both leak
+    if time_limit_s is not None:
+        h.setOptionValue("time_limit", float(time_limit_s))
     h.passModel(model.lp)
     h.run()
     status = h.getModelStatus()
     name = h.modelStatusToString(status)
-    if status != highspy.HighsModelStatus.kOptimal:
+    info = h.getInfo()
+    feasible = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    cut_off = status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt)
+    if not (status == highspy.HighsModelStatus.kOptimal or (cut_off and feasible and model.num_binaries)):
         raise ScheduleError(f"HiGHS found no optimal schedule: model status {name!r}")
-    return np.asarray(h.getSolution().col_value), name
+    if model.num_binaries:
+        gap, bound = float(info.mip_gap), float(info.mip_dual_bound)
+    else:
+        gap, bound = 0.0, float(info.objective_function_value)
+    return np.asarray(h.getSolution().col_value), name, gap, bound
 
 
 def _simultaneous_cells(x: np.ndarray, tn: int) -> np.ndarray:

@@ -8,7 +8,7 @@ charging and by ``b / eta_discharge`` when discharging, so the round-trip effici
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,6 +28,18 @@ class BatteryParams:
     max_ac_kwh: np.ndarray  # max AC energy per interval (power x dt); 0 for homes without a battery
     degradation_cost_usd_per_kwh: float
     charge_from_grid: bool
+    # Derived once here rather than on every step (not constructor arguments):
+    has_battery: np.ndarray = field(init=False)  # (N,) bool
+    all_batteries: bool = field(init=False)
+    usable_kwh: np.ndarray = field(init=False)  # (N,) soc_max - soc_min, 1.0 without a battery (a safe divisor)
+    reference_kwh: float = field(init=False)  # the largest max_ac_kwh (1e-9 if none): the signals' scale
+
+    def __post_init__(self) -> None:
+        has_battery = self.capacity_kwh > 0
+        object.__setattr__(self, "has_battery", has_battery)
+        object.__setattr__(self, "all_batteries", bool(has_battery.all()))
+        object.__setattr__(self, "usable_kwh", np.where(has_battery, self.soc_max_kwh - self.soc_min_kwh, 1.0))
+        object.__setattr__(self, "reference_kwh", max(float(np.max(self.max_ac_kwh, initial=0.0)), 1e-9))
 
 
 def battery_params(cfg: BatteryConfig, num_households: int) -> BatteryParams:
@@ -63,16 +75,26 @@ def ac_bounds(
     energy above the lower state bound, and what the home can use or export within the export
     limit (discharging into curtailment would only waste energy).
     """
-    room_kwh = np.maximum(params.soc_max_kwh - soc_kwh, 0.0) / params.eta_charge
-    avail_kwh = np.maximum(soc_kwh - params.soc_min_kwh, 0.0) * params.eta_discharge
+    # Steps with a scalar or a per-household parameter write into their fresh operand (same
+    # arithmetic, one array less each); only the two mixed minima allocate.
+    room_kwh = np.subtract(params.soc_max_kwh, soc_kwh)
+    np.maximum(room_kwh, 0.0, out=room_kwh)
+    room_kwh /= params.eta_charge
+    avail_kwh = np.subtract(soc_kwh, params.soc_min_kwh)
+    np.maximum(avail_kwh, 0.0, out=avail_kwh)
+    avail_kwh *= params.eta_discharge
     if params.charge_from_grid:
-        source_kwh = np.maximum(import_limit_kwh - load_kwh + pv_kwh, 0.0)
+        source_kwh = np.asarray(np.subtract(import_limit_kwh, load_kwh) + pv_kwh)
     else:
-        source_kwh = np.maximum(pv_kwh - load_kwh, 0.0)
-    hi = np.minimum(np.minimum(params.max_ac_kwh, room_kwh), source_kwh)
-    sink_kwh = np.maximum(export_limit_kwh + load_kwh - pv_kwh, 0.0)
-    lo = -np.minimum(np.minimum(params.max_ac_kwh, avail_kwh), sink_kwh)
-    return lo, hi
+        source_kwh = np.asarray(np.subtract(pv_kwh, load_kwh))
+    np.maximum(source_kwh, 0.0, out=source_kwh)
+    hi = np.minimum(room_kwh, source_kwh)
+    np.minimum(hi, params.max_ac_kwh, out=hi)
+    sink_kwh = np.asarray(np.add(export_limit_kwh, load_kwh) - pv_kwh)
+    np.maximum(sink_kwh, 0.0, out=sink_kwh)
+    lo = np.minimum(avail_kwh, sink_kwh)
+    np.minimum(lo, params.max_ac_kwh, out=lo)
+    return np.negative(lo, out=lo), hi
 
 
 def next_soc(soc_kwh: np.ndarray, battery_ac_kwh: np.ndarray, params: BatteryParams) -> np.ndarray:
@@ -83,7 +105,8 @@ def next_soc(soc_kwh: np.ndarray, battery_ac_kwh: np.ndarray, params: BatteryPar
         battery_ac_kwh / params.eta_discharge,
     )
     # Clamp only float dust: a feasible b lands on a bound up to rounding, never beyond it.
-    return np.clip(soc_kwh + delta, params.soc_min_kwh, params.soc_max_kwh)
+    soc = np.maximum(soc_kwh + delta, params.soc_min_kwh)  # has the per-household shape too
+    return np.minimum(soc, params.soc_max_kwh, out=soc)
 
 
 def degradation_cost_usd(battery_ac_kwh: np.ndarray, params: BatteryParams) -> np.ndarray:

@@ -13,7 +13,8 @@ operations whatever B and N are: there is no Python loop over households or scen
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -64,6 +65,11 @@ class CommunityData:
     baseline_allowance_kwh: np.ndarray  # (days,): E-TOU-C baseline allowance of each day
     forecast_name: str
     pricing_description: str
+    market_score_buyer: np.ndarray  # (T,): the profitability score's market term w1 m for a buyer
+    market_score_seller: np.ndarray  # (T,): and for a seller (signals.market_terms of the expected price)
+    # (T, 11 + 2 H) float32: the observation's per-scenario columns of each interval, derived from
+    # the arrays above once (scenario_observation_table); the three taken from the state are 0
+    scenario_obs: np.ndarray
 
 
 TIME_FEATURES = ("time_of_day_sin", "time_of_day_cos", "day_of_year_sin", "day_of_year_cos", "is_weekend", "is_peak")
@@ -154,6 +160,41 @@ def _price_windows(price: np.ndarray, horizon: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(padded, horizon)[: len(price)]
 
 
+def scenario_observation_table(
+    import_usd: np.ndarray,
+    export_usd: np.ndarray,
+    import_fc_usd: np.ndarray,
+    export_fc_usd: np.ndarray,
+    expected_sdr: np.ndarray,
+    expected_price_usd: np.ndarray,
+    time_features: np.ndarray,
+) -> np.ndarray:
+    """The observation's per-scenario columns for every interval, float32 ``(T, 11 + 2 H)``.
+
+    They follow ``load/pv forecasts`` in :func:`observation_fields`: prices now and ahead, last
+    SDR and price (0 here: :func:`observe` takes them from the state), the coordinator's expected
+    SDR (uncapped here: capping commutes with rounding to float32) and price, time features and
+    episode progress (0 here). One row gather per step replaces a dozen small array operations.
+    """
+    t = import_usd.shape[0]
+    zero = np.zeros((t, 1))
+    return np.concatenate(
+        [
+            import_usd[:, None],
+            export_usd[:, None],
+            import_fc_usd,
+            export_fc_usd,
+            zero,  # last_sdr
+            zero,  # last_market_price_usd_per_kwh
+            expected_sdr[:, None],
+            expected_price_usd[:, None],
+            time_features,
+            zero,  # episode_progress
+        ],
+        axis=1,
+    ).astype(np.float32)
+
+
 def baseline_credit_kwh(import_kwh: np.ndarray, used_before_kwh: np.ndarray, allowance_kwh: np.ndarray) -> np.ndarray:
     """Part of this interval's grid import that falls within what is left of today's allowance."""
     return np.minimum(import_kwh, np.maximum(allowance_kwh - used_before_kwh, 0.0))
@@ -226,6 +267,11 @@ def build_data(cfg: EnvConfig, dataset: Dataset, provider: ForecastProvider | No
         offpeak_usd_per_kwh=prices.off_peak_import_usd_per_kwh[::INTERVALS_PER_DAY],
         baseline_allowance_kwh=allowance,
     )
+    arrays["market_score_buyer"], arrays["market_score_seller"] = signals.market_terms(expected.price_usd_per_kwh, imp, exp, loss)
+    arrays["scenario_obs"] = scenario_observation_table(
+        imp, exp, arrays["import_fc_usd_per_kwh"], arrays["export_fc_usd_per_kwh"],
+        arrays["expected_sdr"], arrays["expected_price_usd_per_kwh"], arrays["time_features"],
+    )
     for a in arrays.values():
         a.setflags(write=False)
     return CommunityData(
@@ -270,6 +316,10 @@ def reset_state(params: CommunityParams, data: CommunityData, start: np.ndarray,
 def check_actions(action: np.ndarray) -> np.ndarray:
     """Reject NaN or infinite setpoints with an error naming the (scenario, household)."""
     action = np.asarray(action, dtype=np.float64)
+    # One reduction clears the common case: a sum is finite only if every term is (NaN and inf
+    # propagate); a non-finite sum (or a finite overflow) falls through to the element check.
+    if math.isfinite(np.add.reduce(action, axis=None)):
+        return action
     bad = ~np.isfinite(action)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -289,6 +339,11 @@ def transition(state: State, action: np.ndarray, params: CommunityParams, data: 
 
     Out-of-box setpoints are clipped and counted; the setpoint is then projected onto the
     feasible set (state bounds, power, charging source, grid limits) and the difference reported.
+
+    Speed: every ``(B, N)`` array here is a fresh temporary, so sums of terms accumulate in place
+    (same operations in the same order, fewer allocations), and terms that are 0 in a step (the
+    baseline credit when off, the terminal settlement before the last step) are skipped, which
+    leaves the sum unchanged (``x - 0 == x``).
     """
     action = check_actions(action)
     t = state.t
@@ -296,14 +351,17 @@ def transition(state: State, action: np.ndarray, params: CommunityParams, data: 
     load, pv = data.load_kwh[t], data.pv_kwh[t]
     imp, exp = data.import_usd_per_kwh[t], data.export_usd_per_kwh[t]
 
-    in_box = np.clip(action, -1.0, 1.0)
-    requested = action * bp.max_ac_kwh
+    # np.minimum(np.maximum()) is np.clip without its Python-level overhead (finite inputs).
+    in_box = np.minimum(np.maximum(action, -1.0), 1.0)
     lo, hi = bat.ac_bounds(state.soc_kwh, load, pv, bp, params.import_limit_kwh, params.export_limit_kwh)
-    b = np.clip(in_box * bp.max_ac_kwh, lo, hi)
+    b = in_box * bp.max_ac_kwh
+    np.minimum(np.maximum(b, lo, out=b), hi, out=b)
     curtailed = grid.curtailment_kwh(load, pv, b, params.export_limit_kwh)
     net = grid.net_position_kwh(load, pv, curtailed, b)
-    violation = grid.limit_violation_kwh(net, params.import_limit_kwh, params.export_limit_kwh)
-    if violation.any():  # impossible by construction: a bug, never silently passed on
+    if grid.within_limits(net, params.import_limit_kwh, params.export_limit_kwh):
+        violation = np.zeros(net.shape)
+    else:  # impossible by construction: a bug, never silently passed on
+        violation = grid.limit_violation_kwh(net, params.import_limit_kwh, params.export_limit_kwh)
         idx = tuple(int(i) for i in np.argwhere(violation > 0)[0])
         raise RuntimeError(f"grid limit violated by {violation[idx]:.3g} kWh at (scenario, household) {idx}")
 
@@ -311,33 +369,39 @@ def transition(state: State, action: np.ndarray, params: CommunityParams, data: 
     soc = bat.next_soc(state.soc_kwh, b, bp)
     degradation = bat.degradation_cost_usd(b, bp)
     # E-TOU-C baseline credit (off by default): imports within today's allowance are cheaper.
-    used = np.where((t % INTERVALS_PER_DAY == 0)[:, None], 0.0, state.baseline_used_kwh)
+    midnight = t % INTERVALS_PER_DAY == 0
+    used = np.where(midnight[:, None], 0.0, state.baseline_used_kwh) if midnight.any() else state.baseline_used_kwh
+    cost = clearing.grid_import_kwh * imp[:, None]
+    cost -= clearing.grid_export_kwh * exp[:, None]
+    cost += clearing.p2p_paid_usd
+    cost -= clearing.p2p_revenue_usd
+    cost += degradation
     if params.baseline_credit_usd_per_kwh > 0.0:
         allowance = data.baseline_allowance_kwh[t // INTERVALS_PER_DAY][:, None]
         credit = params.baseline_credit_usd_per_kwh * baseline_credit_kwh(clearing.grid_import_kwh, used, allowance)
+        cost -= credit
     else:
-        credit = np.zeros_like(degradation)
-    cost = (
-        clearing.grid_import_kwh * imp[:, None]
-        - clearing.grid_export_kwh * exp[:, None]
-        + clearing.p2p_paid_usd
-        - clearing.p2p_revenue_usd
-        + degradation
-        - credit
-    )
+        credit = np.zeros(cost.shape)
     t_next = t + 1
     done = t_next >= state.end
     # Energy left in (or taken from) the battery is settled at the terminal price, so draining
     # the battery in the last interval gains nothing.
-    settle = np.where(done[:, None], -(soc - state.soc_start_kwh) * terminal_price(params, data, t)[:, None], 0.0)
-    cost = cost + settle
+    if done.any():
+        settle = np.where(done[:, None], -(soc - state.soc_start_kwh) * terminal_price(params, data, t)[:, None], 0.0)
+        cost += settle
+    else:
+        settle = np.zeros(cost.shape)
     baseline = data.baseline_cost_usd[t]
     reward = -cost if params.reward_kind == "cost" else baseline - cost
+    clipped = np.subtract(action * bp.max_ac_kwh, b)  # requested minus applied
+    np.abs(clipped, out=clipped)
 
-    new_state = replace(
-        state,
+    new_state = State(
         t=t_next,
+        start=state.start,
+        end=state.end,
         soc_kwh=soc,
+        soc_start_kwh=state.soc_start_kwh,
         throughput_kwh=state.throughput_kwh + np.abs(b),
         last_price_usd_per_kwh=clearing.price_usd_per_kwh,
         last_sdr=clearing.sdr,
@@ -361,7 +425,7 @@ def transition(state: State, action: np.ndarray, params: CommunityParams, data: 
         cost_usd=cost,
         baseline_cost_usd=baseline,
         reward=reward,
-        action_clipped_kwh=np.abs(requested - b),
+        action_clipped_kwh=clipped,
         action_out_of_box=(action != in_box),
         constraint_violation_kwh=violation,
         import_price_usd_per_kwh=imp,
@@ -409,21 +473,29 @@ def observation_size(horizon: int) -> int:
 
 def household_signals(state: State, params: CommunityParams, data: CommunityData) -> tuple[np.ndarray, np.ndarray]:
     """Profitability score (0-100) and power-need signal (1 GREEN, 0 RED), ``(B, N)`` each."""
-    bp = params.battery
     t = np.minimum(state.t, data.load_kwh.shape[0] - 1)
-    load, pv = data.load_kwh[t], data.pv_kwh[t]
-    has_battery = bp.capacity_kwh > 0
-    band = np.where(has_battery, bp.soc_max_kwh - bp.soc_min_kwh, 1.0)
-    soc_usable = np.where(has_battery, (state.soc_kwh - bp.soc_min_kwh) / band, 0.0)
+    return _household_signals(state, params, data, t, data.load_kwh[t], data.pv_kwh[t])
+
+
+def _household_signals(
+    state: State, params: CommunityParams, data: CommunityData, t: np.ndarray, load: np.ndarray, pv: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    bp = params.battery
+    band = bp.usable_kwh
+    above_min = state.soc_kwh - bp.soc_min_kwh
+    soc_usable = above_min / band
+    if not bp.all_batteries:
+        soc_usable = np.where(bp.has_battery, soc_usable, 0.0)
     steps_done = np.maximum(state.t - state.start, 1)[:, None]
     cycles_per_day = state.throughput_kwh / (2.0 * band) / (steps_done / INTERVALS_PER_DAY)
-    score = signals.profitability_score(
-        load, pv, soc_usable, cycles_per_day, has_battery,
-        data.expected_price_usd_per_kwh[t], data.import_usd_per_kwh[t], data.export_usd_per_kwh[t], params.loss,
-        ref_kwh=max(float(bp.max_ac_kwh.max()), 1e-9),
+    score = signals.score_from_market_terms(
+        load, pv, soc_usable, cycles_per_day, True if bp.all_batteries else bp.has_battery,
+        data.market_score_buyer[t][:, None], data.market_score_seller[t][:, None],
+        ref_kwh=bp.reference_kwh,
     )
-    available = np.maximum(state.soc_kwh - bp.soc_min_kwh, 0.0) * bp.eta_discharge
-    need = signals.power_need_signal(load, pv, np.minimum(available, bp.max_ac_kwh))
+    available = np.maximum(above_min, 0.0, out=above_min)
+    available *= bp.eta_discharge
+    need = signals.power_need_signal(load, pv, np.minimum(available, bp.max_ac_kwh, out=available))
     return score, need
 
 
@@ -436,36 +508,32 @@ def observe(state: State, params: CommunityParams, data: CommunityData) -> np.nd
     h = params.horizon
     t = np.minimum(state.t, data.load_kwh.shape[0] - 1)
     b, n = state.soc_kwh.shape
-    obs = np.empty((b, n, observation_size(h)), dtype=np.float32)
+    width = 4 + 2 * h + data.scenario_obs.shape[1] + 2  # observation_size(h), without building the field list
+    obs = np.empty((b, n, width), dtype=np.float32)
+    load, pv = data.load_kwh[t], data.pv_kwh[t]
     cap = bp.capacity_kwh
-    score, need = household_signals(state, params, data)
-    per_scenario = np.concatenate(
-        [
-            data.import_usd_per_kwh[t, None],
-            data.export_usd_per_kwh[t, None],
-            data.import_fc_usd_per_kwh[t],
-            data.export_fc_usd_per_kwh[t],
-            np.minimum(state.last_sdr, params.sdr_observation_cap)[:, None],
-            state.last_price_usd_per_kwh[:, None],
-            np.minimum(data.expected_sdr[t], params.sdr_observation_cap)[:, None],
-            data.expected_price_usd_per_kwh[t, None],
-            data.time_features[t],
-            ((state.t - state.start) / (state.end - state.start))[:, None],
-        ],
-        axis=1,
-    )
-    obs[:, :, 0] = np.where(cap > 0, state.soc_kwh / np.where(cap > 0, cap, 1.0), 0.0)
+    if bp.all_batteries:
+        obs[:, :, 0] = state.soc_kwh / cap
+    else:
+        obs[:, :, 0] = np.where(cap > 0, state.soc_kwh / np.where(cap > 0, cap, 1.0), 0.0)
     obs[:, :, 1] = cap
-    obs[:, :, 2] = data.load_kwh[t]
-    obs[:, :, 3] = data.pv_kwh[t]
-    i = 4
-    obs[:, :, i : i + h] = data.load_fc_kwh[t]
-    obs[:, :, i + h : i + 2 * h] = data.pv_fc_kwh[t]
-    i += 2 * h
-    obs[:, :, i : i + per_scenario.shape[1]] = per_scenario[:, None, :]
-    i += per_scenario.shape[1]
-    obs[:, :, i] = score
-    obs[:, :, i + 1] = need
+    obs[:, :, 2] = load
+    obs[:, :, 3] = pv
+    obs[:, :, 4 : 4 + h] = data.load_fc_kwh[t]
+    obs[:, :, 4 + h : 4 + 2 * h] = data.pv_fc_kwh[t]
+    # Per-scenario columns: the precomputed row of each scenario's interval, completed from the state.
+    i = 4 + 2 * h
+    rows = data.scenario_obs[t]
+    last = 2 + 2 * h  # offset of last_sdr in the row (after two prices and two price forecasts)
+    cap_sdr = params.sdr_observation_cap
+    rows[:, last] = np.minimum(state.last_sdr, cap_sdr)
+    rows[:, last + 1] = state.last_price_usd_per_kwh
+    np.minimum(rows[:, last + 2], cap_sdr, out=rows[:, last + 2])
+    rows[:, -1] = (state.t - state.start) / (state.end - state.start)
+    obs[:, :, i : i + rows.shape[1]] = rows[:, None, :]
+    score, need = _household_signals(state, params, data, t, load, pv)
+    obs[:, :, -2] = score
+    obs[:, :, -1] = need
     return obs
 
 

@@ -9,6 +9,7 @@ drawn from the train split by the seed, or chosen with ``reset(options={"day": d
 from __future__ import annotations
 
 import warnings
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,51 @@ SCENARIO_INFO_FIELDS = (
     "sdr",
     "market_cleared",
 )
+_INFO_KEYS = (*INFO_FIELDS, *SCENARIO_INFO_FIELDS, "profitability_score", "power_need_signal")
+
+
+def make_community(
+    config: EnvConfig | None = None,
+    dataset: Dataset | None = None,
+    forecast_provider: ForecastProvider | None = None,
+    **overrides: Any,
+) -> Community:
+    """The community an env is built on: ``config`` (default: the built-in one) with ``overrides``."""
+    base = config.model_dump(mode="json") if config is not None else None
+    config = make_config(base, **overrides) if (base or overrides) else load_config()
+    return build_community(config, dataset, forecast_provider)
+
+
+RESET_OPTIONS = ("day", "split", "start_interval")
+
+
+def episode_start(dataset: Dataset, length: int, options: dict, rng: np.random.Generator, stacklevel: int = 2) -> int:
+    """First interval of an episode of ``length`` intervals chosen by reset ``options``.
+
+    ``start_interval`` picks it directly, ``day`` the k-th usable day of ``split`` (default
+    ``"train"``); otherwise ``rng`` draws a day of the split. Episodes start at midnight.
+    """
+    unknown = set(options) - set(RESET_OPTIONS)
+    if unknown:  # PettingZoo's own API test passes foreign options, so warn rather than fail
+        warnings.warn(f"ignoring unknown reset option(s) {sorted(unknown)}; known: 'day', 'split', 'start_interval'", stacklevel=stacklevel)
+    total = dataset.num_intervals
+    if length > total:
+        raise ValueError(f"episode_length {length} exceeds the data set's {total} intervals")
+    if "start_interval" in options:
+        start = int(options["start_interval"])
+        if not 0 <= start <= total - length:
+            raise ValueError(f"start_interval {start} must lie in [0, {total - length}]")
+        return start
+    days = dataset.split_days(options.get("split", "train"))
+    days = days[days * INTERVALS_PER_DAY + length <= total]
+    if len(days) == 0:
+        raise ValueError(f"no day of split {options.get('split', 'train')!r} can start an episode of {length} intervals")
+    if "day" in options:
+        d = int(options["day"])
+        if not 0 <= d < len(days):
+            raise ValueError(f"day {d} is out of range: split {options.get('split', 'train')!r} has {len(days)} usable days")
+        return int(days[d]) * INTERVALS_PER_DAY
+    return int(rng.choice(days)) * INTERVALS_PER_DAY
 
 
 class WattshareParallelEnv(ParallelEnv):
@@ -70,9 +116,7 @@ class WattshareParallelEnv(ParallelEnv):
         if render_mode is not None:
             raise ValueError(f"render_mode {render_mode!r} is not supported (use the benchmark plots)")
         if community is None:
-            base = config.model_dump(mode="json") if config is not None else None
-            config = make_config(base, **overrides) if (base or overrides) else load_config()
-            community = build_community(config, dataset, forecast_provider)
+            community = make_community(config, dataset, forecast_provider, **overrides)
         self.community = community
         self.config = community.config
         self.params = community.params
@@ -82,6 +126,7 @@ class WattshareParallelEnv(ParallelEnv):
         self.possible_agents = [f"household_{i}" for i in range(n)]
         self.agents: list[str] = []
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
+        self._agent_set = frozenset(self.possible_agents)
         self.observation_fields = core.observation_fields(self.params.horizon)
         obs_dim = core.observation_size(self.params.horizon)
         low, high = core.observation_bounds(self.params, self.data)
@@ -115,49 +160,24 @@ class WattshareParallelEnv(ParallelEnv):
         return observations, infos
 
     def _episode_start(self, options: dict) -> int:
-        unknown = set(options) - {"day", "split", "start_interval"}
-        if unknown:  # PettingZoo's own API test passes foreign options, so warn rather than fail
-            warnings.warn(f"ignoring unknown reset option(s) {sorted(unknown)}; known: 'day', 'split', 'start_interval'", stacklevel=3)
-        length = self.config.episode_length
-        total = self.data.load_kwh.shape[0]
-        if length > total:
-            raise ValueError(f"episode_length {length} exceeds the data set's {total} intervals")
-        if "start_interval" in options:
-            start = int(options["start_interval"])
-            if not 0 <= start <= total - length:
-                raise ValueError(f"start_interval {start} must lie in [0, {total - length}]")
-            return start
-        days = self.data.dataset.split_days(options.get("split", "train"))
-        days = days[days * INTERVALS_PER_DAY + length <= total]
-        if len(days) == 0:
-            raise ValueError(f"no day of split {options.get('split', 'train')!r} can start an episode of {length} intervals")
-        if "day" in options:
-            d = int(options["day"])
-            if not 0 <= d < len(days):
-                raise ValueError(f"day {d} is out of range: split {options.get('split', 'train')!r} has {len(days)} usable days")
-            return int(days[d]) * INTERVALS_PER_DAY
-        return int(self.np_random.choice(days)) * INTERVALS_PER_DAY
+        return episode_start(self.data.dataset, self.config.episode_length, options, self.np_random, stacklevel=4)
 
     def step(self, actions: dict[str, Any]):
         if self._state is None or not self.agents:
             raise RuntimeError("step() called before reset() or after the episode ended")
-        missing = [a for a in self.agents if a not in actions]
-        if missing:
-            raise ValueError(f"no action for agent(s) {missing[:5]}{'...' if len(missing) > 5 else ''}")
-        extra = [a for a in actions if a not in self._index]
-        if extra:
-            raise ValueError(f"actions for unknown agent(s) {extra[:5]}")
-        act = np.empty((1, len(self.possible_agents)))
-        for a, v in actions.items():
-            arr = np.asarray(v, dtype=np.float64).reshape(-1)
-            if arr.size != 1:
-                raise ValueError(f"action of {a} must be a single setpoint, got shape {np.shape(v)}")
-            act[0, self._index[a]] = arr[0]
+        if actions.keys() != self._agent_set:  # the common case costs one set comparison
+            missing = [a for a in self.agents if a not in actions]
+            if missing:
+                raise ValueError(f"no action for agent(s) {missing[:5]}{'...' if len(missing) > 5 else ''}")
+            extra = [a for a in actions if a not in self._index]
+            if extra:
+                raise ValueError(f"actions for unknown agent(s) {extra[:5]}")
+        act = self._action_array([actions[a] for a in self.possible_agents])
         self._state, result = core.transition(self._state, act, self.params, self.data)
         self._obs = core.observe(self._state, self.params, self.data)[0]
         done = bool(result.done[0])
         agents = self.agents
-        observations = {a: self._obs[i] for i, a in enumerate(agents)}
+        observations = dict(zip(agents, self._obs))  # row views of one array
         rewards = dict(zip(agents, result.reward[0].tolist()))
         terminations = dict.fromkeys(agents, done)
         truncations = dict.fromkeys(agents, False)
@@ -166,19 +186,27 @@ class WattshareParallelEnv(ParallelEnv):
             self.agents = []
         return observations, rewards, terminations, truncations, infos
 
+    def _action_array(self, values: list[Any]) -> np.ndarray:
+        """Setpoints ``(1, N)`` in agent order; one conversion for the usual ``(1,)`` arrays or scalars."""
+        try:
+            act = np.array(values, dtype=np.float64)
+        except (TypeError, ValueError):  # ragged or not numbers: the check below names the agent
+            act = None
+        if act is None or act.size != len(values):
+            for a, v in zip(self.possible_agents, values):
+                if np.asarray(v).size != 1:
+                    raise ValueError(f"action of {a} must be a single setpoint, got shape {np.shape(v)}")
+            act = np.array([np.asarray(v, dtype=np.float64).reshape(-1)[0] for v in values])
+        return act.reshape(1, -1)
+
     def _infos(self, result: core.StepResult) -> dict[str, dict]:
-        columns = {f: getattr(result, f)[0].tolist() for f in INFO_FIELDS}
-        scenario = {f: getattr(result, f)[0].item() for f in SCENARIO_INFO_FIELDS}
-        score_col = self._obs[:, -2].tolist()
-        need_col = self._obs[:, -1].tolist()
-        infos = {}
-        for i, a in enumerate(self.possible_agents):
-            info = {f: col[i] for f, col in columns.items()}
-            info.update(scenario)
-            info["profitability_score"] = score_col[i]
-            info["power_need_signal"] = "GREEN" if need_col[i] >= 0.5 else "RED"
-            infos[a] = info
-        return infos
+        # Column lists (one tolist per field) zipped into rows: one dict(zip()) per agent.
+        columns = [getattr(result, f)[0].tolist() for f in INFO_FIELDS]
+        scenario = [repeat(getattr(result, f)[0].item()) for f in SCENARIO_INFO_FIELDS]
+        score = self._obs[:, -2].tolist()
+        need = ["GREEN" if v >= 0.5 else "RED" for v in self._obs[:, -1].tolist()]
+        rows = zip(*columns, *scenario, score, need)
+        return {a: dict(zip(_INFO_KEYS, row)) for a, row in zip(self.possible_agents, rows)}
 
     def state(self) -> np.ndarray:
         """Global state: every household's observation, concatenated in agent order."""

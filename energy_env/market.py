@@ -41,10 +41,15 @@ def supply_demand(net_kwh: np.ndarray, loss: float) -> tuple[np.ndarray, np.ndar
     """Total supply, total demand and the supply-demand ratio (deliverable supply / demand)."""
     supply = np.maximum(-net_kwh, 0.0).sum(axis=-1)
     demand = np.maximum(net_kwh, 0.0).sum(axis=-1)
-    deliverable = supply * (1.0 - loss)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sdr = np.where(demand > 0.0, deliverable / np.where(demand > 0.0, demand, 1.0), np.where(supply > 0.0, np.inf, 0.0))
-    return supply, demand, sdr
+    return supply, demand, supply_demand_ratio(supply, demand, loss)
+
+
+def supply_demand_ratio(supply_kwh: np.ndarray, demand_kwh: np.ndarray, loss: float) -> np.ndarray:
+    """Deliverable supply over demand: ``inf`` with supply and no demand, 0 without supply."""
+    deliverable = supply_kwh * (1.0 - loss)
+    # Divide only where there is demand (no 0/0 to silence); elsewhere inf with supply, else 0.
+    ratio = np.where(supply_kwh > 0.0, np.inf, 0.0)
+    return np.divide(deliverable, demand_kwh, out=ratio, where=demand_kwh > 0.0)
 
 
 def sdr_price(sdr: np.ndarray, buy_usd: np.ndarray, sell_usd: np.ndarray) -> np.ndarray:
@@ -75,6 +80,12 @@ def bill_sharing_price(sdr: np.ndarray, buy_usd: np.ndarray, sell_usd: np.ndarra
     return np.zeros(np.shape(sdr))
 
 
+def _batch(price: np.ndarray | float, batch_shape: tuple[int, ...]) -> np.ndarray:
+    """A price as a float64 array of the batch shape (no copy when it already is one)."""
+    price = np.asarray(price, dtype=np.float64)
+    return price if price.shape == batch_shape else np.broadcast_to(price, batch_shape)
+
+
 PRICE_RULES: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
     "sdr": sdr_price,
     "mid_market": mid_market_price,
@@ -99,26 +110,26 @@ def clear(
     if mechanism not in MECHANISMS:
         raise ValueError(f"unknown market mechanism {mechanism!r}; expected one of {MECHANISMS}")
     keep = 1.0 - loss
-    buy_usd = np.asarray(import_price_usd_per_kwh, dtype=np.float64)
-    sell_usd = np.asarray(export_price_usd_per_kwh, dtype=np.float64) / keep
     batch_shape = net_kwh.shape[:-1]
-    buy_usd = np.broadcast_to(buy_usd, batch_shape)
-    sell_usd = np.broadcast_to(sell_usd, batch_shape)
+    buy_usd = _batch(import_price_usd_per_kwh, batch_shape)
+    sell_usd = _batch(export_price_usd_per_kwh, batch_shape) / keep
 
+    # Per household only what scales with N: asked/offered, two sums and six products below.
     asked = np.maximum(net_kwh, 0.0)
-    offered = np.maximum(-net_kwh, 0.0)
-    supply, demand, sdr = supply_demand(net_kwh, loss)
+    offered = asked - net_kwh  # = max(-net, 0) exactly: 0 for buyers, -net for sellers
+    supply = offered.sum(axis=-1)
+    demand = asked.sum(axis=-1)
+    sdr = supply_demand_ratio(supply, demand, loss)
     cleared = (supply > 0.0) & (demand > 0.0) & (sell_usd < buy_usd) & (mechanism != "none")
 
     received = np.where(cleared, np.minimum(supply * keep, demand), 0.0)
     sent = received / keep
-    safe_demand = np.where(cleared, demand, 1.0)[..., None]
-    safe_supply = np.where(cleared, supply, 1.0)[..., None]
-    bought = asked * (received[..., None] / safe_demand)
-    sold = offered * (sent[..., None] / safe_supply)
-    # Full matching on one side is exact, not left to rounding: it keeps the grid flows >= 0.
-    bought = np.where((received >= demand)[..., None] & cleared[..., None], asked, bought)
-    sold = np.where((sent >= supply)[..., None] & cleared[..., None], offered, sold)
+    # Each side's matched share, per scenario. Full matching on one side is exactly 1, not left to
+    # rounding (x * 1.0 == x): it keeps the grid flows >= 0.
+    bought_share = np.where(cleared & (received >= demand), 1.0, received / np.where(cleared, demand, 1.0))
+    sold_share = np.where(cleared & (sent >= supply), 1.0, sent / np.where(cleared, supply, 1.0))
+    bought = asked * bought_share[..., None]
+    sold = offered * sold_share[..., None]
 
     if mechanism == "none":
         price = buy_usd.astype(np.float64).copy()
@@ -131,8 +142,8 @@ def clear(
     return Clearing(
         p2p_bought_kwh=bought,
         p2p_sold_kwh=sold,
-        grid_import_kwh=asked - bought,
-        grid_export_kwh=offered - sold,
+        grid_import_kwh=np.subtract(asked, bought, out=asked),  # asked/offered are not needed after
+        grid_export_kwh=np.subtract(offered, sold, out=offered),
         p2p_paid_usd=paid,
         p2p_revenue_usd=revenue,
         price_usd_per_kwh=price,

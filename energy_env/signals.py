@@ -35,20 +35,65 @@ def profitability_score(
     loss: float,
     ref_kwh: float = 2.5,
 ) -> np.ndarray:
-    """Score in [0, 100] per household (``(..., N)``); prices have the batch shape ``(...)``."""
-    net = load_kwh - pv_kwh
-    potential = np.minimum(np.abs(net) / ref_kwh, 1.0)
-    buy = np.asarray(import_price_usd_per_kwh)[..., None]
-    sell = np.asarray(export_price_usd_per_kwh)[..., None] / (1.0 - loss)
-    price = np.asarray(expected_price_usd_per_kwh)[..., None]
+    """Score in [0, 100] per household (``(..., N)``); prices have the batch shape ``(...)``.
+
+    ``load_kwh``, ``pv_kwh``, ``soc_fraction_usable`` and ``cycles_per_day`` share one shape.
+    """
+    as_buyer, as_seller = market_terms(expected_price_usd_per_kwh, import_price_usd_per_kwh, export_price_usd_per_kwh, loss)
+    return score_from_market_terms(
+        load_kwh, pv_kwh, soc_fraction_usable, cycles_per_day, has_battery, as_buyer[..., None], as_seller[..., None], ref_kwh
+    )
+
+
+def market_terms(
+    expected_price_usd_per_kwh: np.ndarray, import_price_usd_per_kwh: np.ndarray, export_price_usd_per_kwh: np.ndarray, loss: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted market component ``w1 m`` for a buyer and for a seller, per scenario.
+
+    It depends on a household only through its side, so it is computed per scenario (or once per
+    interval of a data set, as the core does) and then picked per household.
+    """
+    buy = np.asarray(import_price_usd_per_kwh, dtype=np.float64)
+    sell = np.asarray(export_price_usd_per_kwh, dtype=np.float64) / (1.0 - loss)
+    price = np.asarray(expected_price_usd_per_kwh, dtype=np.float64)
     spread = buy - sell
-    safe_spread = np.where(spread > 0, spread, 1.0)
-    gain = np.where(net > 0, buy - price, price - sell) / safe_spread
-    market = np.where(spread > 0, np.clip(gain, 0.0, 1.0), 0.0)
-    health = np.where(has_battery, 1.0 - np.minimum(cycles_per_day, 1.0), 1.0)
-    capacity = np.where(has_battery, soc_fraction_usable, 0.0)
+    tradable = spread > 0
+    safe_spread = np.where(tradable, spread, 1.0)
+    as_buyer = WEIGHTS[1] * np.where(tradable, np.clip((buy - price) / safe_spread, 0.0, 1.0), 0.0)
+    as_seller = WEIGHTS[1] * np.where(tradable, np.clip((price - sell) / safe_spread, 0.0, 1.0), 0.0)
+    return as_buyer, as_seller
+
+
+def score_from_market_terms(
+    load_kwh: np.ndarray,
+    pv_kwh: np.ndarray,
+    soc_fraction_usable: np.ndarray,
+    cycles_per_day: np.ndarray,
+    has_battery: np.ndarray | bool,
+    market_as_buyer: np.ndarray,
+    market_as_seller: np.ndarray,
+    ref_kwh: float,
+) -> np.ndarray:
+    """The score from :func:`market_terms` (broadcastable against the households, e.g. ``(B, 1)``)."""
     w = WEIGHTS
-    return 100.0 * (w[0] * potential + w[1] * market + w[2] * health + w[3] * capacity)
+    net = load_kwh - pv_kwh
+    # score = 100 (w0 p + w1 m + w2 h + w3 c), summed in that order into one array
+    score = np.abs(net)
+    score /= ref_kwh
+    np.minimum(score, 1.0, out=score)
+    score *= w[0]
+    score += np.where(net > 0, market_as_buyer, market_as_seller)
+    health = np.minimum(cycles_per_day, 1.0)
+    np.subtract(1.0, health, out=health)
+    all_batteries = has_battery is True or bool(np.all(has_battery))
+    if not all_batteries:
+        health = np.where(has_battery, health, 1.0)
+    health *= w[2]
+    score += health
+    capacity = soc_fraction_usable if all_batteries else np.where(has_battery, soc_fraction_usable, 0.0)
+    score += w[3] * capacity
+    score *= 100.0
+    return score
 
 
 def power_need_signal(load_kwh: np.ndarray, pv_kwh: np.ndarray, available_discharge_kwh: np.ndarray) -> np.ndarray:

@@ -1,0 +1,226 @@
+"""Speed and memory at scale: env steps/s, household-steps/s and peak memory per configuration.
+
+    .venv/bin/python benchmarks/scale.py                 # the README table (a few minutes)
+    .venv/bin/python benchmarks/scale.py --quick         # shorter runs, fewer rows
+    .venv/bin/python benchmarks/scale.py --json out.json
+
+Each configuration runs in a fresh subprocess, so its peak resident memory (``ru_maxrss``) is its
+own. Rows: the PettingZoo API (B = 1, dicts per agent) at N = 10 and 17, the batched core
+(``transition`` + ``observe``) at N = 10 ... 10,000 with B scenarios chosen so that a batch holds
+a few thousand households (which keeps its arrays in one core's cache: larger batches only add
+memory traffic), and the two training envs (SB3 ``VecEnv``, gymnasium ``VectorEnv``).
+
+Timing: actions are drawn before the clock starts; each row runs whole 48-step episodes (reset
+included) for ``--seconds``. Rates are per second of the process's CPU time (``process_time``),
+which a machine shared with other jobs does not inflate the way it does wall time: the median
+over episodes, and the best episode (the code's own speed); ``wall`` is the median in wall time.
+One process on one core (numpy's element-wise operations are single-threaded).
+
+Memory: ``data MB`` is the community's arrays (load, PV, baseline costs, forecasts, prices),
+built once and shared by every scenario and env; ``step MB`` is the peak that one
+``transition`` + ``observe`` allocates (tracemalloc), which is all that grows with B; ``peak RSS``
+includes Python, numpy and the data set. Data sets are 28 synthetic days, so that N = 10,000
+fits in memory; the data's size is linear in N x days.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DAYS = 28
+EPISODE = 48
+
+FULL = [
+    ("pettingzoo", 10, 1),
+    ("pettingzoo", 17, 1),
+    ("core", 10, 1),
+    ("core", 10, 512),
+    ("core", 100, 64),
+    ("core", 1000, 1),
+    ("core", 1000, 4),
+    ("core", 1000, 8),
+    ("core", 1000, 32),
+    ("core", 10000, 1),
+    ("core", 10000, 4),
+    ("sb3_vecenv", 1000, 4),
+    ("gym_vector", 1000, 4),
+]
+QUICK = [("pettingzoo", 17, 1), ("core", 100, 64), ("core", 1000, 4), ("core", 10000, 1), ("sb3_vecenv", 1000, 4)]
+
+
+def community_for(n: int):
+    from energy_env.community import build_community
+    from energy_env.config import make_config
+    from energy_env.data import generate_synthetic
+
+    return build_community(make_config(num_households=n), dataset=generate_synthetic(n, 2025, 0, num_days=DAYS))
+
+
+def data_bytes(data) -> int:
+    """Bytes of the community's arrays, counting shared buffers (views, forecasts) once."""
+    seen, total = set(), 0
+    for value in vars(data).values():
+        arrays = [value] if isinstance(value, np.ndarray) else [getattr(value, k) for k in ("load_kwh", "pv_kwh") if hasattr(value, k)]
+        for a in arrays:
+            base = a
+            while isinstance(base.base, np.ndarray):
+                base = base.base
+            if id(base) not in seen:
+                seen.add(id(base))
+                total += base.nbytes
+    return total
+
+
+def episode_runner(kind: str, com, n: int, b: int):
+    """A function that runs one whole episode of ``kind``, and a function doing one step (for memory)."""
+    from energy_env import core
+
+    rng = np.random.default_rng(0)
+    acts = rng.uniform(-1, 1, (EPISODE, b, n))
+    days = com.dataset.split_days("train")
+    starts = rng.choice(days[days < DAYS - 1], b) * EPISODE
+    if kind == "core":
+        params, data = com.params, com.data
+
+        def episode():
+            state = core.reset_state(params, data, starts, EPISODE)
+            for k in range(EPISODE):
+                state, _ = core.transition(state, acts[k], params, data)
+                core.observe(state, params, data)
+
+        def one_step():
+            state = core.reset_state(params, data, starts, EPISODE)
+            core.observe(core.transition(state, acts[0], params, data)[0], params, data)
+
+        return episode, one_step
+    if kind == "pettingzoo":
+        from energy_env.env import WattshareParallelEnv
+
+        env = WattshareParallelEnv(community=com)
+        steps = [{a: acts[k, 0, i : i + 1].astype(np.float32) for i, a in enumerate(env.possible_agents)} for k in range(EPISODE)]
+
+        def episode():
+            env.reset(seed=1)
+            for k in range(EPISODE):
+                env.step(steps[k])
+
+        def one_step():
+            env.reset(seed=1)
+            env.step(steps[0])
+
+        return episode, one_step
+    if kind in ("sb3_vecenv", "gym_vector"):
+        from energy_env.vector import WattshareVecEnv, WattshareVectorEnv
+
+        flat = acts.reshape(EPISODE, b * n, 1).astype(np.float32)
+        if kind == "sb3_vecenv":
+            venv = WattshareVecEnv(num_scenarios=b, community=com)
+            venv.seed(0)
+            venv.reset()
+            step = venv.step
+        else:
+            venv = WattshareVectorEnv(num_scenarios=b, community=com, autoreset_mode="SameStep")
+            venv.reset(seed=0)
+            step = venv.step
+
+        def episode():  # 48 steps: one episode, auto-reset included
+            for k in range(EPISODE):
+                step(flat[k])
+
+        return episode, lambda: step(flat[0])
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def measure(kind: str, n: int, b: int, seconds: float) -> dict:
+    """Run one configuration in this process (called in a subprocess by :func:`main`)."""
+    t0 = time.perf_counter()
+    com = community_for(n)
+    build_s = time.perf_counter() - t0
+    episode, one_step = episode_runner(kind, com, n, b)
+    episode()  # warm-up
+    times, walls = [], []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 3:
+        t0, c0 = time.perf_counter(), time.process_time()
+        episode()
+        times.append((time.process_time() - c0) / EPISODE)
+        walls.append((time.perf_counter() - t0) / EPISODE)
+    tracemalloc.start()
+    one_step()
+    step_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    median, best = float(np.median(times)), float(np.min(times))
+    return {
+        "api": kind,
+        "households": n,
+        "scenarios": b,
+        "env_steps_per_s": 1.0 / median,
+        "household_steps_per_s": n * b / median,
+        "best_env_steps_per_s": 1.0 / best,
+        "best_household_steps_per_s": n * b / best,
+        "us_per_step": 1e6 * median,
+        "wall_household_steps_per_s": n * b / float(np.median(walls)),
+        "episodes_timed": len(times),
+        "data_mb": data_bytes(com.data) / 2**20,
+        "step_mb": step_peak / 2**20,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "build_s": build_s,
+    }
+
+
+LABELS = {"pettingzoo": "PettingZoo parallel", "core": "batched core", "sb3_vecenv": "SB3 VecEnv", "gym_vector": "gymnasium VectorEnv"}
+
+
+def table(rows: list[dict]) -> str:
+    out = [
+        "| API | N | B | env steps/s | household-steps/s | best household-steps/s | wall household-steps/s | data MB | step MB | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {LABELS[r['api']]} | {r['households']:,} | {r['scenarios']} | {r['env_steps_per_s']:,.0f} | "
+            f"{r['household_steps_per_s']:,.0f} | {r['best_household_steps_per_s']:,.0f} | {r['wall_household_steps_per_s']:,.0f} | {r['data_mb']:,.1f} | "
+            f"{r['step_mb']:,.2f} | {r['peak_rss_mb']:,.0f} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=5.0, help="timing per configuration")
+    parser.add_argument("--quick", action="store_true", help="fewer configurations, 2 s each")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--one", nargs=3, metavar=("API", "N", "B"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        kind, n, b = args.one[0], int(args.one[1]), int(args.one[2])
+        print(json.dumps(measure(kind, n, b, args.seconds)))
+        return
+    configs, seconds = (QUICK, 2.0) if args.quick else (FULL, args.seconds)
+    rows = []
+    for kind, n, b in configs:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--one", kind, str(n), str(b), "--seconds", str(seconds)],
+            capture_output=True, text=True, check=True,
+        )
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(f"{LABELS[kind]:20s} N={n:>6,} B={b:>4}: {rows[-1]['household_steps_per_s']:>14,.0f} household-steps/s", file=sys.stderr, flush=True)
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -86,6 +86,7 @@ def train_independent(
     after_update: AfterUpdate | None = None,
 ) -> LearnedPolicy:
     """Train one PPO policy per household; checkpoint into ``out``; return the final policies."""
+    torch.set_num_threads(settings.torch_threads)
     set_random_seed(settings.seed)
     venv = WattshareVecEnv(settings.scenarios, community=community, split="train")
     venv.seed(settings.seed)

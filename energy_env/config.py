@@ -193,8 +193,13 @@ class DatabaseConfig(_Strict):
 
 
 class ForecastConfig(_Strict):
-    provider: Literal["perfect", "persistence", "seasonal_persistence"] = "persistence"
+    """Where the households' forecasts (observations, the coordinator's price estimate) come from."""
+
+    provider: Literal["perfect", "persistence", "seasonal_persistence", "seasonal_mean", "lstm"] = "persistence"
     horizon: int = Field(6, ge=1, le=48)
+    checkpoint: str | None = Field(
+        None, description="LSTM checkpoint (provider 'lstm'); None = data/checkpoints/forecasters/<data set>/."
+    )
 
 
 class RewardConfig(_Strict):

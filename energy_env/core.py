@@ -233,7 +233,7 @@ def build_data(cfg: EnvConfig, dataset: Dataset, provider: ForecastProvider | No
             f"{dataset.name}: household {dataset.household_ids[h]} needs {dataset.load_kwh[r, h] - dataset.pv_kwh[r, h]:.3f} kWh "
             f"at row {r} ({dataset.timestamps[r]}), above the import limit of {params_limit} kWh per interval"
         )
-    provider = provider or make_provider(cfg.forecast.provider)
+    provider = provider or make_provider(cfg.forecast.provider, cfg.forecast.checkpoint)
     horizon = cfg.forecast.horizon
     prices = build_price_table(dataset.timestamps, cfg.tariff)
     if cfg.tariff.import_pricing == "caiso_indexed":

@@ -83,9 +83,18 @@ PROVIDERS: dict[str, type] = {
 }
 
 
-def make_provider(name: str) -> ForecastProvider:
-    """A forecast provider by name (``perfect``, ``persistence``, ``seasonal_persistence``)."""
+def make_provider(name: str, checkpoint: str | None = None) -> ForecastProvider:
+    """A forecast provider by name: the baselines here, ``seasonal_mean`` and ``lstm`` from ``forecasting``."""
+    if name == "lstm":
+        from forecasting.provider import LSTMForecast  # torch is imported only when asked for
+
+        return LSTMForecast(checkpoint)
+    if name == "seasonal_mean":
+        from forecasting.baselines import SeasonalMeanForecast
+
+        return SeasonalMeanForecast()
     try:
         return PROVIDERS[name]()
     except KeyError:
-        raise ValueError(f"unknown forecast provider {name!r}; expected one of {sorted(PROVIDERS)}") from None
+        known = sorted([*PROVIDERS, "seasonal_mean", "lstm"])
+        raise ValueError(f"unknown forecast provider {name!r}; expected one of {known}") from None

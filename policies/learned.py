@@ -79,11 +79,25 @@ def check_layout(meta: dict[str, Any], community: Community, path: str | Path) -
 class LearnedPolicy:
     """PPO policies acting deterministically (the mean action), clipped to [-1, 1]."""
 
-    def __init__(self, models: list[Any], normalizers: list[ObsNormalizer], mode: str, name: str = "ppo") -> None:
+    def __init__(
+        self,
+        models: list[Any],
+        normalizers: list[ObsNormalizer],
+        mode: str,
+        name: str = "ppo",
+        residual_base: str | None = None,
+        residual_scale: float = 0.5,
+    ) -> None:
         self.models = models
         self.normalizers = normalizers
         self.mode = mode
         self.name = name
+        self.residual_scale = residual_scale
+        self.base = None
+        if residual_base is not None:  # the network corrects this controller's setpoint
+            from policies.registry import make_policy
+
+            self.base = make_policy(residual_base)
 
     @classmethod
     def load(cls, path: str | Path, community: Community | None = None, name: str | None = None) -> "LearnedPolicy":
@@ -106,7 +120,7 @@ class LearnedPolicy:
                 models.append(PPO.load(path / f, device="cpu"))
             except Exception as err:  # SB3 raises many types for a bad zip; name the file either way
                 raise CheckpointError(f"{path / f}: cannot load the PPO model ({type(err).__name__}: {err})") from None
-        return cls(models, normalizers, meta["mode"], name or meta.get("name", "ppo"))
+        return cls(models, normalizers, meta["mode"], name or meta.get("name", "ppo"), meta.get("residual_base"), meta.get("residual_scale", 0.5))
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, state: State | None = None, community: Community | None = None) -> np.ndarray:
@@ -119,4 +133,6 @@ class LearnedPolicy:
             actions = np.empty((b, n))
             for i, (model, norm) in enumerate(zip(self.models, self.normalizers)):  # one small net per home
                 actions[:, i] = model.policy.predict(norm(obs[:, i]), deterministic=True)[0].reshape(b)
+        if self.base is not None:
+            actions = self.base.act(obs, state, community) + self.residual_scale * np.clip(actions, -1.0, 1.0)
         return np.clip(actions, -1.0, 1.0)

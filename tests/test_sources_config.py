@@ -72,18 +72,18 @@ def test_config_errors_name_the_key():
         make_config(data={"gap_fill": "zero"})
 
 
-def test_cli_run_on_a_file_with_caiso_pricing(homes_csv, tmp_path, capsys):
+def test_cli_benchmark_on_a_file_with_caiso_pricing(homes_csv, tmp_path, capsys):
     from train.cli import main
 
     path, _ = homes_csv
     caiso = require_shared(CAISO_CSV)
-    out = tmp_path / "r.json"
     code = main([
-        "run", "--source", "file", "--data-path", str(path), "--pricing", "caiso_indexed",
-        "--wholesale", str(caiso), "--wholesale-align", "calendar", "--output", str(out),
+        "benchmark", "--source", "file", "--data-path", str(path), "--pricing", "caiso_indexed",
+        "--wholesale", str(caiso), "--wholesale-align", "calendar", "--weeks", "1",
+        "--policies", "pge_baseline", "rule_based", "--no-plots", "--output", str(tmp_path),
     ])
     assert code == 0, capsys.readouterr().err
-    doc = json.loads(out.read_text())
+    doc = json.loads((tmp_path / "results_rule_based.json").read_text())
     assert doc["pricing"].startswith("import indexed to CAISO DAM DLAP_PGAE-APND")
     assert "4 households" in capsys.readouterr().out  # every home of the file by default
 

@@ -24,6 +24,7 @@ from energy_env.community import Community, build_community
 from energy_env.config import INTERVALS_PER_DAY, EnvConfig
 from energy_env.results import results_json
 from energy_env.rollout import rollout
+from policies.base import Policy
 from policies.registry import make_policy
 
 WEEK = 7 * INTERVALS_PER_DAY
@@ -46,23 +47,44 @@ class PolicyRun:
     seconds: float
 
 
-def run_policy(name: str, community: Community, starts: np.ndarray, length: int, progress: bool = True) -> PolicyRun:
-    """Roll out one policy on the given episodes (the PG&E baseline without the P2P market)."""
-    policy = make_policy(name)
+def run_policy(policy: Policy | str, community: Community, starts: np.ndarray, length: int, progress: bool = True) -> PolicyRun:
+    """Roll out one policy (an object or a registered name) on the given episodes.
+
+    A policy with a ``market_mechanism`` attribute runs with that mechanism (the PG&E baseline
+    switches the P2P market off); one with ``plan`` plans the episodes first (the oracle).
+    """
+    if isinstance(policy, str):
+        policy = make_policy(policy)
     mechanism = getattr(policy, "market_mechanism", None)
     if mechanism is not None and mechanism != community.params.mechanism:
         cfg = community.config.model_copy(update={"market": community.config.market.model_copy(update={"mechanism": mechanism})})
-        community = build_community(cfg, dataset=community.dataset)
+        community = build_community(cfg, dataset=community.dataset, provider=_provider_of(community))
     t0 = time.perf_counter()
     if hasattr(policy, "plan"):
         policy.plan(community, starts, length)
-    bar = tqdm(total=length, desc=f"{name:>12}", unit="step", disable=not progress, leave=False)
+    bar = tqdm(total=length, desc=f"{policy.name:>12}", unit="step", disable=not progress, leave=False)
     traj = rollout(community, policy.act, starts, length, progress=bar)
     bar.close()
     seconds = time.perf_counter() - t0
     doc = results_json(community, traj, policy.name, timeline=False)
     doc["wall_seconds"] = round(seconds, 2)
-    return PolicyRun(name, traj, doc, seconds)
+    if hasattr(policy, "schedules"):  # the oracle: how close each week's MILP came to its bound
+        doc["oracle_mip_gaps"] = [float(getattr(sc, "mip_gap", 0.0) or 0.0) for sc in policy.schedules]
+    return PolicyRun(policy.name, traj, doc, seconds)
+
+
+class _FixedProvider:
+    """Hands an already computed forecast back (re-building a community must not re-run a model)."""
+
+    def __init__(self, data) -> None:
+        self.name, self._data = data.forecast_name, data
+
+    def forecast(self, dataset, horizon):
+        return self._data.load_fc_kwh, self._data.pv_fc_kwh
+
+
+def _provider_of(community: Community) -> _FixedProvider:
+    return _FixedProvider(community.data)
 
 
 def add_oracle_share(runs: dict[str, PolicyRun]) -> None:
@@ -109,17 +131,26 @@ def markdown_table(runs: dict[str, PolicyRun]) -> str:
 
 
 def run_benchmark(
-    config: EnvConfig,
-    policies: list[str],
+    config: EnvConfig | None,
+    policies: list[Policy | str],
     out_dir: str | Path,
     max_weeks: int | None = None,
     plots: bool = True,
     progress: bool = True,
+    community: Community | None = None,
 ) -> dict[str, PolicyRun]:
-    """Run ``policies`` on the test weeks of ``config``'s data set and write JSON, table and plots."""
+    """Run ``policies`` on the test weeks and write JSON, table and plots into ``out_dir``.
+
+    The community comes from ``config``, or is given (e.g. with LSTM forecasts); either way its
+    episodes become the test weeks.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    community = build_community(config.model_copy(update={"episode_length": WEEK}))
+    if community is None:
+        community = build_community(config.model_copy(update={"episode_length": WEEK}))
+    elif community.config.episode_length != WEEK:
+        cfg = community.config.model_copy(update={"episode_length": WEEK})
+        community = build_community(cfg, dataset=community.dataset, provider=_provider_of(community))
     starts = first_days_of_test_weeks(community)
     starts = starts[starts + WEEK <= community.dataset.num_intervals]
     if max_weeks is not None:
@@ -127,8 +158,9 @@ def run_benchmark(
     if len(starts) == 0:
         raise ValueError(f"{community.dataset.name}: no complete test week to benchmark")
     runs: dict[str, PolicyRun] = {}
-    for name in policies:
-        runs[name] = run_policy(name, community, starts, WEEK, progress)
+    for policy in policies:
+        run = run_policy(policy, community, starts, WEEK, progress)
+        runs[run.name] = run
     add_oracle_share(runs)
     meta = {
         "dataset": community.dataset.name,

@@ -1,7 +1,8 @@
 """The ``wattshare`` command line.
 
-``wattshare run``: the main job. Simulates the default community (10 synthetic homes) for one
-test day with the simple rule and writes ``data/output/simulation_results.json``.
+``wattshare run``: the main job (train/pipeline.py): LSTM forecasters, a PPO policy, and the
+benchmark of every policy on the test weeks of the default community (10 synthetic homes);
+writes ``data/output/simulation_results.json``, the table and the plots.
 ``wattshare benchmark``: policies on the test weeks against plain PG&E pricing.
 ``wattshare import``: load a data set into PostgreSQL or Supabase (``train/import_data.py``).
 
@@ -13,48 +14,30 @@ test day with the simple rule and writes ``data/output/simulation_results.json``
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from energy_env.community import build_community
-from energy_env.config import INTERVALS_PER_DAY, ConfigError, load_config
+from energy_env.config import ConfigError, load_config
 from energy_env.data.dataset import DataError
-from energy_env.results import results_json
-from energy_env.rollout import rollout
-from policies.simple import SimpleRulePolicy
-
-
-def _write_json(doc: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Simulate one test day with the simple rule and write the seed-shaped JSON."""
-    t0 = time.perf_counter()
-    cfg = _config_for(args, episode_length=INTERVALS_PER_DAY)
-    community = build_community(cfg)
-    test_days = community.dataset.split_days("test")
-    if not 0 <= args.day < len(test_days):
-        raise ValueError(f"--day {args.day} is out of range: the data set has {len(test_days)} test days")
-    start = int(test_days[args.day]) * INTERVALS_PER_DAY
-    policy = SimpleRulePolicy()
-    traj = rollout(community, policy.act, np.array([start]), INTERVALS_PER_DAY)
-    doc = results_json(community, traj, policy.name)
-    _write_json(doc, Path(args.output))
+    """The main job: forecasters, policies and the benchmark on the test weeks (train/pipeline.py)."""
+    from train.pipeline import run_pipeline
+
+    cfg = _config_for(args)
+    doc = run_pipeline(cfg, args.output, quick=args.quick)
+    table = (Path(args.output) / "benchmark" / "benchmark.md").read_text()
+    print(table)
     agg = doc["aggregate_metrics"]
-    print(f"{community.dataset.name}: {community.num_households} households, test day {doc['period']['start'][:10]}")
-    print(f"pricing: {doc['pricing']}; market: {doc['market_mechanism']}")
     print(
-        f"community bill: baseline ${agg['community_baseline_usd']:.2f} -> {policy.name} ${agg['community_cost_usd']:.2f} "
-        f"({agg['community_savings_percent']}% saved); avg household saving {agg['avg_household_savings_percent']}%; "
-        f"P2P traded {agg['total_energy_traded_kwh']:.2f} kWh"
+        f"{doc['policy']}: community bill ${agg['community_baseline_usd']:.2f} on plain PG&E -> ${agg['community_cost_usd']:.2f} "
+        f"({agg['community_savings_percent']}% saved), avg household saving {agg['avg_household_savings_percent']}%, "
+        f"P2P traded {agg['total_energy_traded_kwh']:.1f} kWh"
     )
-    print(f"wrote {args.output} in {time.perf_counter() - t0:.1f} s")
+    print(f"stage times (s): {doc['timings_seconds']}")
+    print(f"wrote {args.output}/simulation_results.json, {args.output}/benchmark/ (table, JSON, plots)")
     return 0
 
 
@@ -127,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the main job on the embedded default data")
     run.add_argument("--config", default=None, help="YAML config (default: built-in defaults = config/config.yaml)")
     run.add_argument("--households", type=int, default=None, help="override num_households")
-    run.add_argument("--day", type=int, default=0, help="which test day (index into the test split)")
-    run.add_argument("--output", default="data/output/simulation_results.json")
+    run.add_argument("--quick", action="store_true", help="a one-minute smoke version (tiny budgets, one test week)")
+    run.add_argument("--output", default="data/output", help="folder for simulation_results.json, the benchmark and checkpoints")
     _add_data_flags(run)
     run.set_defaults(func=cmd_run)
 
@@ -147,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, target, text in (
         ("train-policies", "train.ppo", "PPO battery policies (shared or independent)"),
         ("import", "train.import_data", "load a data set into PostgreSQL or Supabase"),
+        ("train-forecasters", "forecasting.train", "LSTM forecasters of every home (checkpoint + metrics table)"),
+        ("evaluate-forecasters", "forecasting.train:evaluate_main", "forecast metrics of saved checkpoints vs the baselines"),
     ):
         p = sub.add_parser(name, help=text, add_help=False)
         p.set_defaults(func=_delegate(target), delegated=True)
@@ -159,7 +144,8 @@ def _delegate(module: str):
     def run(args: argparse.Namespace) -> int:
         import importlib
 
-        return importlib.import_module(module).main(args.rest)
+        name, _, func = module.partition(":")
+        return getattr(importlib.import_module(name), func or "main")(args.rest)
 
     return run
 

@@ -29,7 +29,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
 
 from energy_env.community import Community, build_community
 from energy_env.config import EnvConfig, load_config
@@ -42,7 +42,7 @@ class PPOSettings:
 
     total_timesteps: int = 2_000_000  # household-steps
     scenarios: int = 32  # B: parallel scenarios, each of N households
-    n_steps: int = 48  # steps per scenario per rollout: one day
+    n_steps: int = 48  # steps per scenario per rollout: one day (episodes may be longer)
     batch_size: int = 2048
     n_epochs: int = 5
     learning_rate: float = 3e-4
@@ -55,18 +55,46 @@ class PPOSettings:
     seed: int = 0
     eval_every: int = 250_000  # household-steps between evaluations on the test weeks
     torch_threads: int = 1  # tiny MLPs: more threads only contend (6x slower seen on 2 busy cores)
+    # Residual learning: the policy's output corrects a base controller's setpoint,
+    # clip(base + scale * output); None learns the setpoint itself.
+    residual_base: str | None = None
+    residual_scale: float = 0.5
 
 
 # ---------------------------------------------------------------------------------------------
 # 1-2. The training env
 
 
-def make_vec_env(community: Community, scenarios: int, seed: int, backend: str = "core"):
+class ResidualVecEnv(VecEnvWrapper):
+    """The agent's action corrects a base controller: setpoint = clip(base + scale * action)."""
+
+    def __init__(self, venv, base: Any, scale: float) -> None:
+        super().__init__(venv)
+        self.base, self.scale = base, scale
+
+    def reset(self):
+        return self.venv.reset()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        engine = self.venv.engine
+        base = self.base.act(engine.obs, engine.state, engine.community)
+        total = np.clip(base + self.scale * np.asarray(actions).reshape(base.shape), -1.0, 1.0)
+        self.venv.step_async(total.reshape(-1))
+
+    def step_wait(self):
+        return self.venv.step_wait()
+
+
+def make_vec_env(community: Community, scenarios: int, seed: int, backend: str = "core", residual_base: str | None = None, residual_scale: float = 0.5):
     """A SB3 VecEnv of ``scenarios x N`` households on train days, normalised."""
     if backend == "core":
         from energy_env.vector import WattshareVecEnv
 
         venv = WattshareVecEnv(scenarios, community=community, split="train")
+        if residual_base is not None:
+            from policies.registry import make_policy
+
+            venv = ResidualVecEnv(venv, make_policy(residual_base), residual_scale)
     elif backend == "supersuit":
         import supersuit as ss
 
@@ -74,6 +102,8 @@ def make_vec_env(community: Community, scenarios: int, seed: int, backend: str =
 
         venv = ss.pettingzoo_env_to_vec_env_v1(WattshareParallelEnv(community=community))
         venv = ss.concat_vec_envs_v1(venv, scenarios, num_cpus=0, base_class="stable_baselines3")
+        if residual_base is not None:
+            raise ValueError("residual learning needs the 'core' VecEnv")
     else:
         raise ValueError(f"unknown vec backend {backend!r}; expected 'core' or 'supersuit'")
     if hasattr(venv, "seed"):
@@ -142,9 +172,11 @@ class TestWeekEvaluator:
         return cost
 
 
-def snapshot_policy(models: list[PPO], normalizers: list[ObsNormalizer], mode: str) -> LearnedPolicy:
+def snapshot_policy(models: list[PPO], normalizers: list[ObsNormalizer], mode: str, settings: PPOSettings | None = None) -> LearnedPolicy:
     """The current policies as a deterministic :class:`LearnedPolicy`."""
-    return LearnedPolicy(models, normalizers, mode, name=f"ppo_{mode}")
+    residual = settings.residual_base if settings else None
+    name = f"ppo_{mode}" + (f"_residual_{residual}" if residual else "")
+    return LearnedPolicy(models, normalizers, mode, name=name, residual_base=residual, residual_scale=settings.residual_scale if settings else 0.5)
 
 
 class CurveLogger:
@@ -192,15 +224,15 @@ class _ProgressCallback(BaseCallback):
 
 
 class _EvalCallback(BaseCallback):
-    def __init__(self, every: int, curve: CurveLogger, venv: VecNormalize) -> None:
+    def __init__(self, every: int, curve: CurveLogger, venv: VecNormalize, settings: PPOSettings) -> None:
         super().__init__()
-        self.every, self.curve, self.venv, self.next_at = every, curve, venv, every
+        self.every, self.curve, self.venv, self.next_at, self.settings = every, curve, venv, every, settings
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self.next_at:
             self.next_at += self.every
             norm = ObsNormalizer(self.venv.obs_rms.mean.copy(), self.venv.obs_rms.var.copy())
-            point = self.curve.log(self.num_timesteps, snapshot_policy([self.model], [norm], "shared"))
+            point = self.curve.log(self.num_timesteps, snapshot_policy([self.model], [norm], "shared", self.settings))
             if point:
                 print(f"  {self.num_timesteps:>10,} steps: test savings {point['savings_percent']}%, oracle share {point['oracle_share']}")
         return True
@@ -218,7 +250,9 @@ def save_checkpoint(out: Path, models: list[PPO], normalizers: list[ObsNormalize
         model.save(out / name)
     np.savez(out / "obs_rms.npz", mean=np.stack([n.mean for n in normalizers]), var=np.stack([n.var for n in normalizers]))
     meta = {
-        "name": f"ppo_{mode}",
+        "name": snapshot_policy(models, normalizers, mode, settings).name,
+        "residual_base": settings.residual_base,
+        "residual_scale": settings.residual_scale,
         "mode": mode,
         "num_households": community.num_households,
         "observation_layout": layout_of(community),
@@ -235,7 +269,7 @@ def train_shared(community: Community, settings: PPOSettings, out: Path, backend
     """One PPO policy for every household (parameter sharing)."""
     torch.set_num_threads(settings.torch_threads)
     set_random_seed(settings.seed)
-    venv = make_vec_env(community, settings.scenarios, settings.seed, backend)
+    venv = make_vec_env(community, settings.scenarios, settings.seed, backend, settings.residual_base, settings.residual_scale)
     if resume and (out / "policy.zip").exists():
         model = PPO.load(out / "policy.zip", env=venv, device="cpu")
         stats = np.load(out / "obs_rms.npz")
@@ -256,7 +290,7 @@ def train_shared(community: Community, settings: PPOSettings, out: Path, backend
 
     model.set_logger(configure(str(out / "logs"), ["csv"]))
     remaining = max(settings.total_timesteps - done, 0)
-    callbacks = [_EvalCallback(settings.eval_every, curve, venv), _ProgressCallback(remaining)]
+    callbacks = [_EvalCallback(settings.eval_every, curve, venv, settings), _ProgressCallback(remaining)]
     t0 = time.perf_counter()
     model.learn(remaining, callback=callbacks, reset_num_timesteps=not resume)
     seconds = time.perf_counter() - t0
@@ -264,7 +298,7 @@ def train_shared(community: Community, settings: PPOSettings, out: Path, backend
     save_checkpoint(out, [model], [norm], "shared", community, settings, done + remaining)
     (out / "timing.json").write_text(json.dumps({"train_seconds": round(seconds, 1), "household_steps": remaining, "household_steps_per_second": round(remaining / max(seconds, 1e-9))}))
     venv.close()
-    policy = snapshot_policy([model], [norm], "shared")
+    policy = snapshot_policy([model], [norm], "shared", settings)
     curve.log(done + remaining, policy)
     return policy
 
@@ -281,14 +315,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-every", type=int, default=PPOSettings.eval_every)
     parser.add_argument("--no-eval", action="store_true", help="skip the test-week evaluations during training")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --output")
+    parser.add_argument("--episode-length", type=int, default=336, help="training episode, intervals (336: a week, like the evaluation)")
+    parser.add_argument("--residual", default=None, help="learn a correction to this controller's setpoint (e.g. rule_based)")
     parser.add_argument("--reward", choices=["savings", "cost"], default="savings", help="reward.kind while training (savings: baseline $ - $ paid)")
     parser.add_argument("--output", default="data/checkpoints/policies/ppo_shared")
     args = parser.parse_args(argv)
     # Savings against the home's own baseline remove the load-driven variance of the cost, so the
     # reward reflects only what the battery did; the evaluation still scores the cost.
-    cfg: EnvConfig = load_config(args.config, reward={"kind": args.reward})
+    cfg: EnvConfig = load_config(args.config, reward={"kind": args.reward}, episode_length=args.episode_length)
     community = build_community(cfg)
-    settings = PPOSettings(total_timesteps=args.steps, scenarios=args.scenarios, seed=args.seed, eval_every=args.eval_every)
+    settings = PPOSettings(total_timesteps=args.steps, scenarios=args.scenarios, seed=args.seed, eval_every=args.eval_every, residual_base=args.residual)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

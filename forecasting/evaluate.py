@@ -70,11 +70,13 @@ def target_check(table: pd.DataFrame, model: str) -> dict:
 def format_target(check: dict) -> str:
     """One paragraph: the pooled comparison and the per-step reductions."""
     verdict = "MET" if check["target_met"] else "NOT MET"
-    steps = ", ".join(
-        f"step {s}: {v['reduction'] * 100:.1f}% lower than {v['best_baseline']}" for s, v in check["per_step"].items()
-    )
+    steps = ", ".join(f"step {s}: {_lower(v['reduction'])} than {v['best_baseline']}" for s, v in check["per_step"].items())
     return (
         f"{check['model']}: load MAPE {check['model_mape_pct']:.2f}% vs best baseline {check['best_baseline']} "
-        f"{check['best_baseline_mape_pct']:.2f}% -> {check['reduction'] * 100:.1f}% lower "
+        f"{check['best_baseline_mape_pct']:.2f}% -> {_lower(check['reduction'])} "
         f"(target >= {TARGET_MAPE_REDUCTION * 100:.0f}%: {verdict}); by step: {steps}"
     )
+
+
+def _lower(reduction: float) -> str:
+    return f"{reduction * 100:.1f}% lower" if reduction >= 0 else f"{-reduction * 100:.1f}% higher"

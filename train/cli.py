@@ -97,7 +97,14 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     cfg = _config_for(args)
-    runs = run_benchmark(cfg, args.policies, args.output, max_weeks=args.weeks, plots=not args.no_plots)
+    policies: list = list(args.policies)
+    if args.checkpoints:
+        from energy_env.community import build_community
+        from policies.learned import LearnedPolicy
+
+        community = build_community(cfg)
+        policies += [LearnedPolicy.load(path, community) for path in args.checkpoints]
+    runs = run_benchmark(cfg, policies, args.output, max_weeks=args.weeks, plots=not args.no_plots)
     table = (Path(args.output) / "benchmark.md").read_text()
     print(table)
     print(f"{len(runs)} policies in {time.perf_counter() - t0:.1f} s; results in {args.output}/")
@@ -121,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--citylearn", default=None, help="folder of a CityLearn data set (schema.json, Building_N.csv)")
     bench.add_argument("--include-faulty", action="store_true", help="keep the homes the CityLearn loader flags")
     bench.add_argument("--policies", nargs="+", default=["pge_baseline", "simple_rule", "rule_based", "mpc", "oracle"])
+    bench.add_argument("--checkpoints", nargs="*", default=[], help="trained policy folders (wattshare train-policies) to add")
     bench.add_argument("--weeks", type=int, default=None, help="only the first K test weeks")
     bench.add_argument("--no-plots", action="store_true")
     bench.add_argument("--output", default="data/output/benchmark")

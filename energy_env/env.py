@@ -156,7 +156,11 @@ class WattshareParallelEnv(ParallelEnv):
         self.agents = list(self.possible_agents)
         self._obs = core.observe(self._state, self.params, self.data)[0]
         observations = {a: self._obs[i] for i, a in enumerate(self.agents)}
-        infos = {a: {"interval": start, "timestamp": str(self.data.dataset.timestamps[start])} for a in self.agents}
+        # Numbers only (TorchRL and RLlib turn infos into arrays); the timestamp of an interval is
+        # env.data.dataset.timestamps[interval].
+        # The same keys as a step's infos (TorchRL builds its info spec from reset), all 0: nothing
+        # has flowed yet.
+        infos = {a: {"interval": start, **dict.fromkeys(_INFO_KEYS, 0.0)} for a in self.agents}
         return observations, infos
 
     def _episode_start(self, options: dict) -> int:
@@ -204,9 +208,10 @@ class WattshareParallelEnv(ParallelEnv):
         columns = [getattr(result, f)[0].tolist() for f in INFO_FIELDS]
         scenario = [repeat(getattr(result, f)[0].item()) for f in SCENARIO_INFO_FIELDS]
         score = self._obs[:, -2].tolist()
-        need = ["GREEN" if v >= 0.5 else "RED" for v in self._obs[:, -1].tolist()]
+        need = self._obs[:, -1].tolist()  # 1.0 GREEN, 0.0 RED (numbers, like every info value)
         rows = zip(*columns, *scenario, score, need)
-        return {a: dict(zip(_INFO_KEYS, row)) for a, row in zip(self.possible_agents, rows)}
+        interval = int(self._state.t[0]) - 1  # the interval just simulated
+        return {a: {"interval": interval, **dict(zip(_INFO_KEYS, row))} for a, row in zip(self.possible_agents, rows)}
 
     def state(self) -> np.ndarray:
         """Global state: every household's observation, concatenated in agent order."""

@@ -106,8 +106,10 @@ def make_vec_env(community: Community, scenarios: int, seed: int, backend: str =
             raise ValueError("residual learning needs the 'core' VecEnv")
     else:
         raise ValueError(f"unknown vec backend {backend!r}; expected 'core' or 'supersuit'")
-    if hasattr(venv, "seed"):
+    if backend == "core":
         venv.seed(seed)
+    else:  # SuperSuit's ConcatVecEnv has no seed(): seed its first reset (later resets keep the draws)
+        venv.venv.reset(seed=seed)
     return VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=0.99)
 
 

@@ -66,3 +66,12 @@ def test_missing_and_corrupt_checkpoints(tmp_path, trained):
     (tmp_path / "policy.zip").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="policy.zip: cannot load"):
         LearnedPolicy.load(tmp_path, community)
+
+
+def test_resume_continues_the_run(tmp_path):
+    community = build_community(make_config(**SMALL))
+    settings = PPOSettings(total_timesteps=4_000, scenarios=4, batch_size=192, n_epochs=1, eval_every=10**9)
+    train_shared(community, settings, tmp_path, evaluate=False)
+    settings.total_timesteps = 8_000
+    train_shared(community, settings, tmp_path, evaluate=False, resume=True)
+    assert json.loads((tmp_path / "meta.json").read_text())["household_steps"] == 8_000

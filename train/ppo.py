@@ -184,12 +184,13 @@ def snapshot_policy(models: list[PPO], normalizers: list[ObsNormalizer], mode: s
 class CurveLogger:
     """Appends evaluation points to ``curve.csv``: steps, seconds, cost, savings %, oracle share."""
 
-    def __init__(self, path: Path, evaluator: TestWeekEvaluator | None) -> None:
+    def __init__(self, path: Path, evaluator: TestWeekEvaluator | None, append: bool = False) -> None:
         self.path = path
         self.evaluator = evaluator
         self.t0 = time.perf_counter()
-        with path.open("w", newline="") as f:
-            csv.writer(f).writerow(["household_steps", "wall_seconds", "test_cost_usd", "savings_percent", "oracle_share"])
+        if not (append and path.exists()):  # a resumed run continues its curve
+            with path.open("w", newline="") as f:
+                csv.writer(f).writerow(["household_steps", "wall_seconds", "test_cost_usd", "savings_percent", "oracle_share"])
 
     def log(self, steps: int, policy: LearnedPolicy) -> dict[str, float | None]:
         if self.evaluator is None:
@@ -287,7 +288,7 @@ def train_shared(community: Community, settings: PPOSettings, out: Path, backend
         )
         done = 0
     evaluator = TestWeekEvaluator(community) if evaluate else None
-    curve = CurveLogger(out / "curve.csv", evaluator)
+    curve = CurveLogger(out / "curve.csv", evaluator, append=resume)
     from stable_baselines3.common.logger import configure
 
     model.set_logger(configure(str(out / "logs"), ["csv"]))

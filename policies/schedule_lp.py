@@ -57,6 +57,7 @@ _C, _D, _E, _U, _GI, _GE, _S, _R = range(len(BLOCKS))
 # Tie-breaking costs ($/kWh), far below any price (NBT credits start at 1e-5 $/kWh) but above
 # HiGHS's optimality tolerance (1e-7). They are left out of the reported cost.
 TIE_BREAK_THROUGHPUT_USD_PER_KWH = 1e-6  # prefer no simultaneous charge and discharge
+BIG_M_FLOOR_KWH = 1e-6
 TIE_BREAK_CURTAIL_USD_PER_KWH = 1e-6  # curtail only what the export limit forces, as the env does
 SIMULTANEOUS_TOL_KWH = 1e-6
 
@@ -218,6 +219,10 @@ def _build(params, load, pv, imp, exp, soc0, tp, meter_binaries, cd_cells=None) 
     # they are the big-M of the binaries below, and where one is 0 the cell needs no binary.
     gi_ub = np.minimum(imp_lim, np.maximum(np.maximum(load - pv, -exp_lim) + c_ub, 0.0))
     ge_ub = np.minimum(exp_lim, np.maximum(pv - load + d_ub, 0.0))
+    # A big-M of a few 1e-8 kWh (a net position of float dust) makes HiGHS's presolve declare the
+    # MILP infeasible; a floor of 1e-6 kWh on the nonzero ones relaxes nothing that matters.
+    gi_ub = np.where(gi_ub > 0.0, np.maximum(gi_ub, BIG_M_FLOOR_KWH), 0.0)
+    ge_ub = np.where(ge_ub > 0.0, np.maximum(ge_ub, BIG_M_FLOOR_KWH), 0.0)
     if not meter_binaries:  # the plain LP, with only the connection limits on the meter's flows
         gi_ub, ge_ub = np.full((t, n), imp_lim), np.full((t, n), exp_lim)
     lower = np.zeros((len(BLOCKS), t, n))

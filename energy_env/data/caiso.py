@@ -32,11 +32,12 @@ import numpy as np
 import pandas as pd
 
 from energy_env.data.dataset import DataError
-from energy_env.data.resample import LOCAL_TZ, ROWS, GapPolicy, fill_series, nonexistent_slots
+from energy_env.data.resample import ROWS, GapPolicy, fill_series, nonexistent_slots
 from energy_env.data.sources import (
     LoadReport,
     RawRows,
     Source,
+    SourceOptions,
     TimeWindow,
     ValueSpec,
     assemble_grid,
@@ -150,66 +151,32 @@ def rows_to_price_series(
     return PriceSeries(label, node, market, grid, filled, report)
 
 
-@dataclass(frozen=True)
-class PriceSourceOptions:
+@dataclass(frozen=True, kw_only=True)
+class PriceSourceOptions(SourceOptions):
     """Where to read wholesale prices: a file, or a ``pricing`` table in PostgreSQL or Supabase.
 
     ``market`` applies to layouts with a market column (``shared/data/caiso``: DAM or RTM); the
-    original team's table has one market and ignores it.
+    original team's table has one market and ignores it. The rest: :class:`SourceOptions`.
     """
 
     source: Literal["file", "postgres", "supabase"] = "file"
-    path: str | None = None
     table: str = CAISO_PRICE_KWH.default_table
     node: str = DEFAULT_NODE
     market: str | None = DEFAULT_MARKET
-    start_date: dt.date | None = None
-    end_date: dt.date | None = None
     gap_fill: str = "interpolate"
-    max_gap_intervals: int | None = None
-    resolution_minutes: int | None = None
-    tz: str = LOCAL_TZ
-    db_schema: str = "public"
-    dsn_env: str = "WATTSHARE_PG_DSN"
-    env_file: str | None = ".env"
-    page_rows: int = 1000
 
     @classmethod
     def from_config(cls, wholesale_cfg: Any, database_cfg: Any = None) -> "PriceSourceOptions":
         """From ``EnvConfig.tariff.wholesale`` (and ``EnvConfig.database``); absent fields take the defaults."""
-
-        def get(obj: Any, name: str, default: Any) -> Any:
-            value = getattr(obj, name, default) if obj is not None else default
-            return default if value is None and default is not None else value
-
-        return cls(
-            source=get(wholesale_cfg, "source", "file"),
-            path=get(wholesale_cfg, "path", None),
-            table=get(wholesale_cfg, "table", CAISO_PRICE_KWH.default_table),
-            node=get(wholesale_cfg, "node", DEFAULT_NODE),
-            market=get(wholesale_cfg, "market", DEFAULT_MARKET),
-            start_date=get(wholesale_cfg, "start_date", None),
-            end_date=get(wholesale_cfg, "end_date", None),
-            gap_fill=get(wholesale_cfg, "gap_fill", "interpolate"),
-            max_gap_intervals=get(wholesale_cfg, "max_gap_intervals", None),
-            resolution_minutes=get(wholesale_cfg, "resolution_minutes", None),
-            db_schema=get(database_cfg, "db_schema", "public"),
-            dsn_env=get(database_cfg, "dsn_env", "WATTSHARE_PG_DSN"),
-            env_file=get(database_cfg, "env_file", ".env"),
-            page_rows=get(database_cfg, "page_rows", 1000),
-        )
+        return cls(**cls._kwargs_from_config(wholesale_cfg, database_cfg, extra=("source", "node", "market")))
 
 
 def open_price_source(options: PriceSourceOptions) -> Source:
     """The :class:`~energy_env.data.sources.Source` holding the prices."""
-    from energy_env.data.sources import ExternalDataOptions, open_source
+    from energy_env.data.sources import CONNECTION_FIELDS, ExternalDataOptions, open_source
 
-    return open_source(
-        ExternalDataOptions(
-            source=options.source, path=options.path, table=options.table, db_schema=options.db_schema,
-            dsn_env=options.dsn_env, env_file=options.env_file, page_rows=options.page_rows,
-        )
-    )
+    shared = {n: getattr(options, n) for n in ("path", "table", *CONNECTION_FIELDS)}
+    return open_source(ExternalDataOptions(source=options.source, **shared))
 
 
 def load_price_series(options: PriceSourceOptions, source: Source | None = None) -> PriceSeries:
@@ -220,12 +187,12 @@ def load_price_series(options: PriceSourceOptions, source: Source | None = None)
             the rule does not fill, ...).
     """
     src = source or open_price_source(options)
-    window = TimeWindow(options.start_date, options.end_date, options.tz)
+    window = options.window
     raw = src.read_pricing(options.table, options.node, options.market, window)
     market = options.market if "market" in raw.frame.columns else None
     return rows_to_price_series(
         raw, options.node, market, window=window,
-        gap_policy=GapPolicy(options.gap_fill, options.max_gap_intervals),  # type: ignore[arg-type]
+        gap_policy=options.gap_policy,
         resolution_minutes=options.resolution_minutes,
     )
 

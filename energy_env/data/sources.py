@@ -21,7 +21,7 @@ import os
 import re
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Literal, Protocol, Sequence
@@ -559,15 +559,23 @@ def rows_to_dataset(
 # ---------------------------------------------------------------------------------------- dispatcher
 
 
-@dataclass(frozen=True)
-class ExternalDataOptions:
-    """Where and how to load household data from a file, PostgreSQL or Supabase.
+def config_value(obj: Any, name: str, default: Any) -> Any:
+    """``obj.name`` where the config has it and sets it, else ``default``."""
+    value = getattr(obj, name, default) if obj is not None else default
+    return default if value is None and default is not None else value
+
+
+CONNECTION_FIELDS = ("db_schema", "dsn_env", "env_file", "page_rows")  # from EnvConfig.database
+READ_FIELDS = ("path", "table", "start_date", "end_date", "gap_fill", "max_gap_intervals", "resolution_minutes")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceOptions:
+    """What every read from a file, PostgreSQL or Supabase needs.
 
     Attributes:
-        source: ``file`` (CSV or Parquet, by extension), ``postgres`` or ``supabase``.
         path: the file (``file`` only).
-        table: the consumption table (``postgres`` / ``supabase``); checked against the identifier allow-list.
-        households: ids to load, in this order (None: the first ``num_households`` in natural order).
+        table: the table (``postgres`` / ``supabase``); checked against the identifier allow-list.
         start_date, end_date: local dates, inclusive (None: what the data cover, whole days).
         gap_fill, max_gap_intervals: the :class:`GapPolicy`.
         resolution_minutes: the input interval length (None: detected).
@@ -578,10 +586,8 @@ class ExternalDataOptions:
         page_rows: rows per request / fetch.
     """
 
-    source: ExternalSource
     path: str | None = None
     table: str = CONSUMPTION.default_table
-    households: tuple[str, ...] | None = None
     start_date: dt.date | None = None
     end_date: dt.date | None = None
     gap_fill: str = "none"
@@ -602,29 +608,32 @@ class ExternalDataOptions:
         return GapPolicy(self.gap_fill, self.max_gap_intervals)  # type: ignore[arg-type]
 
     @classmethod
+    def _kwargs_from_config(cls, read_cfg: Any, database_cfg: Any, extra: Sequence[str] = ()) -> dict[str, Any]:
+        """Fields named in ``read_cfg`` (data or wholesale section) and ``database_cfg``; defaults elsewhere."""
+        defaults = {f.name: f.default for f in fields(cls)}
+        kw = {n: config_value(read_cfg, n, defaults[n]) for n in (*READ_FIELDS, *extra)}
+        kw.update({n: config_value(database_cfg, n, defaults[n]) for n in CONNECTION_FIELDS})
+        return kw
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalDataOptions(SourceOptions):
+    """Where and how to load household data: ``source`` is ``file`` (CSV or Parquet, by
+    extension), ``postgres`` or ``supabase``; ``households`` the ids to load, in this order (None:
+    the first ``num_households`` in natural order). The rest: :class:`SourceOptions`.
+    """
+
+    source: ExternalSource
+    households: tuple[str, ...] | None = None
+
+    @classmethod
     def from_config(cls, data_cfg: Any, database_cfg: Any = None) -> "ExternalDataOptions":
-        """From ``EnvConfig.data`` (and ``EnvConfig.database``); missing fields take the defaults above."""
-
-        def get(obj: Any, name: str, default: Any) -> Any:
-            value = getattr(obj, name, default) if obj is not None else default
-            return default if value is None and default is not None else value
-
-        households = get(data_cfg, "households", None)
+        """From ``EnvConfig.data`` (and ``EnvConfig.database``); missing fields take the defaults."""
+        households = config_value(data_cfg, "households", None)
         return cls(
             source=data_cfg.source,
-            path=get(data_cfg, "path", None),
-            table=get(data_cfg, "table", CONSUMPTION.default_table),
             households=tuple(str(h) for h in households) if households else None,
-            start_date=get(data_cfg, "start_date", None),
-            end_date=get(data_cfg, "end_date", None),
-            gap_fill=get(data_cfg, "gap_fill", "none"),
-            max_gap_intervals=get(data_cfg, "max_gap_intervals", None),
-            resolution_minutes=get(data_cfg, "resolution_minutes", None),
-            tz=get(data_cfg, "timezone", LOCAL_TZ),
-            db_schema=get(database_cfg, "db_schema", "public"),
-            dsn_env=get(database_cfg, "dsn_env", "WATTSHARE_PG_DSN"),
-            env_file=get(database_cfg, "env_file", ".env"),
-            page_rows=get(database_cfg, "page_rows", 1000),
+            **cls._kwargs_from_config(data_cfg, database_cfg),
         )
 
 

@@ -54,16 +54,25 @@ EVAL_CHUNK = 4096  # windows per no-grad forward pass
 
 
 @dataclass
-class _Job:
-    """One model to train: its data (only its homes' columns), origins and seed."""
+class TrainingJob:
+    """One model to train: its data (only its homes' columns), origins and seed.
+
+    ``cfg.max_epochs`` epochs at most. ``init_state`` starts from given weights (a federated
+    round, or fine-tuning a global model) instead of a fresh seeded model. ``keep_best`` (default)
+    returns the weights of the best validation epoch and stops after ``cfg.patience`` epochs
+    without improvement; without it every epoch runs and the last weights are returned (a FedAvg
+    client's local epochs).
+    """
 
     cfg: ForecasterConfig
     padded: np.ndarray  # (T + W - 1, n, F) features, history-padded
     targets: np.ndarray  # (T, n, 2) scaled load and PV
     fit_origins: np.ndarray
     val_origins: np.ndarray
-    num_homes: int  # embedding rows: n for the shared model, 0 for a per-home model
+    num_homes: int  # embedding rows: n for the shared model, 0 for a per-home or pooled model
     seed: tuple[int, ...]
+    init_state: dict | None = None
+    keep_best: bool = True
 
 
 def _loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
@@ -71,7 +80,7 @@ def _loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     return err.abs().mean() if kind == "l1" else (err * err).mean()
 
 
-def _batch(job: _Job, origins: np.ndarray, homes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _batch(job: TrainingJob, origins: np.ndarray, homes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Windows ``(B, W, F)``, targets ``(B, H, 2)`` and home indices ``(B,)`` of (origin, home) pairs.
 
     Origin ``t``'s window is rows ``t .. t+W-1`` of ``padded`` (data rows ``t-W+1 .. t``); its
@@ -88,7 +97,7 @@ def _pairs(origins: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.repeat(origins, n), np.tile(np.arange(n), len(origins))
 
 
-def _validation_loss(model: LSTMForecaster, job: _Job, pairs: tuple[np.ndarray, np.ndarray]) -> float:
+def _validation_loss(model: LSTMForecaster, job: TrainingJob, pairs: tuple[np.ndarray, np.ndarray]) -> float:
     model.eval()
     total = 0.0
     with torch.no_grad():
@@ -98,8 +107,8 @@ def _validation_loss(model: LSTMForecaster, job: _Job, pairs: tuple[np.ndarray, 
     return total / len(pairs[0])
 
 
-def _train_model(job: _Job, ticks=None) -> tuple[dict, dict]:
-    """Train one model with early stopping; returns ``(state_dict, history)``.
+def train_job(job: TrainingJob, ticks=None) -> tuple[dict, dict]:
+    """Train one model (see :class:`TrainingJob`); returns ``(state_dict, history)``.
 
     Runs inline or in a worker process; ``ticks`` (a queue, optional) receives one item per epoch
     for the progress bar.
@@ -112,16 +121,20 @@ def _train_model(job: _Job, ticks=None) -> tuple[dict, dict]:
         torch.set_num_threads(threads)  # inline, the caller's setting comes back
 
 
-def _train_loop(job: _Job, ticks) -> tuple[dict, dict]:
+def _train_loop(job: TrainingJob, ticks) -> tuple[dict, dict]:
     cfg = job.cfg
     seq = np.random.SeedSequence(job.seed)
     torch.manual_seed(int(seq.generate_state(1)[0]))
     rng = np.random.default_rng(seq)
     model = LSTMForecaster(cfg, num_homes=job.num_homes)
+    if job.init_state is not None:
+        model.load_state_dict(job.init_state)
     n = job.padded.shape[1]
     fit, val = _pairs(job.fit_origins, n), _pairs(job.val_origins, n)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     best = {"loss": float("inf"), "state": copy.deepcopy(model.state_dict()), "epoch": 0}
+    if job.init_state is not None and job.keep_best:  # fine-tuning must beat where it started
+        best["loss"] = _validation_loss(model, job, val)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     epoch, stale = 0, 0
     for epoch in range(1, cfg.max_epochs + 1):
@@ -136,7 +149,9 @@ def _train_loop(job: _Job, ticks) -> tuple[dict, dict]:
         val_loss = _validation_loss(model, job, val)
         if ticks is not None:
             ticks.put(val_loss)
-        if val_loss < best["loss"] - 1e-6:
+        if not job.keep_best:
+            best = {"loss": val_loss, "state": model.state_dict(), "epoch": epoch}
+        elif val_loss < best["loss"] - 1e-6:
             best = {"loss": val_loss, "state": copy.deepcopy(model.state_dict()), "epoch": epoch}
             stale = 0
         else:
@@ -149,6 +164,7 @@ def _train_loop(job: _Job, ticks) -> tuple[dict, dict]:
         "best_val_loss": best["loss"],
         "wall_seconds": time.perf_counter() - wall0,
         "cpu_seconds": time.process_time() - cpu0,
+        "fit_windows": len(fit[0]),
     }
     return best["state"], history
 
@@ -184,10 +200,10 @@ def train_forecasters(
     n = dataset.num_households
     if cfg.kind == "per_home":
         jobs = [
-            _Job(cfg, padded[:, [i]], targets[:, [i]], fit_origins, val_origins, 0, (cfg.seed, i)) for i in range(n)
+            TrainingJob(cfg, padded[:, [i]], targets[:, [i]], fit_origins, val_origins, 0, (cfg.seed, i)) for i in range(n)
         ]
     else:
-        jobs = [_Job(cfg, padded, targets, fit_origins, val_origins, n, (cfg.seed,))]
+        jobs = [TrainingJob(cfg, padded, targets, fit_origins, val_origins, n, (cfg.seed,))]
     workers = min(workers or min(os.cpu_count() or 1, 2), len(jobs))
     results = _run_jobs(jobs, workers, progress, desc=f"train {cfg.kind} LSTM, {n} homes")
 
@@ -209,8 +225,8 @@ def _set_worker_ticks(ticks) -> None:
     _WORKER_TICKS = ticks
 
 
-def _train_in_worker(job: _Job) -> tuple[dict, dict]:
-    return _train_model(job, _WORKER_TICKS)
+def _train_in_worker(job: TrainingJob) -> tuple[dict, dict]:
+    return train_job(job, _WORKER_TICKS)
 
 
 class _BarTicks:
@@ -224,7 +240,7 @@ class _BarTicks:
         self.bar.set_postfix(val_loss=f"{val_loss:.4f}")
 
 
-def _run_jobs(jobs: list[_Job], workers: int, progress: bool, desc: str) -> list[tuple[dict, dict]]:
+def _run_jobs(jobs: list[TrainingJob], workers: int, progress: bool, desc: str) -> list[tuple[dict, dict]]:
     """Train every job, inline or in ``workers`` spawned processes, ticking one bar per epoch."""
     total = sum(j.cfg.max_epochs for j in jobs)  # planned epochs: an early stop jumps the bar ahead
     with tqdm(total=total, desc=desc, disable=not progress, unit="epoch") as bar:
@@ -232,7 +248,7 @@ def _run_jobs(jobs: list[_Job], workers: int, progress: bool, desc: str) -> list
         if workers <= 1:
             results = []
             for job in jobs:
-                results.append(_train_model(job, ticks))
+                results.append(train_job(job, ticks))
                 bar.update(job.cfg.max_epochs - results[-1][1]["epochs"])
             return results
         # spawn, not fork: forking a process that has started torch's thread pools can deadlock.

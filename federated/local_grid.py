@@ -10,14 +10,21 @@ the messages and the averaging are Flower's.
 Each message gets its own copy of the content (as after the network), and a ``ClientApp`` that
 raises becomes an error reply, as a SuperNode reports it. ``drop`` simulates households that do
 not answer (a dead device): their messages get no reply at all.
+
+With ``workers > 1`` the households are spread over that many spawned processes (household ``i``
+always in process ``i % workers``, so its Context persists), each running the ClientApp named by
+``app_ref``: a round's clients then train side by side, as SuperNodes do.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
+import multiprocessing as mp
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
@@ -41,6 +48,10 @@ class LocalGrid(Grid):
             passes in a deployment); household ``i`` gets node id ``FIRST_NODE_ID + i``.
         run_config: the run config every client sees (``context.run_config``).
         drop: optional; returns True for messages that should go unanswered.
+        workers: processes to run clients in (1: this process).
+        app_ref: ``"module:attribute"`` of ``client_app``, for the worker processes.
+        initializer, initargs: run once in each worker process before any message (e.g. to
+            register the data set the nodes read).
     """
 
     def __init__(
@@ -49,9 +60,20 @@ class LocalGrid(Grid):
         node_configs: list[Mapping[str, object]],
         run_config: Mapping[str, object] | None = None,
         drop: DropFn | None = None,
+        workers: int = 1,
+        app_ref: str | None = None,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple = (),
     ) -> None:
         self.client_app = client_app
         self.drop = drop
+        if workers > 1 and app_ref is None:
+            raise ValueError("workers > 1 needs app_ref ('module:attribute' of the ClientApp)")
+        ctx = mp.get_context("spawn")  # not fork: torch's thread pools may be running
+        self._pools = [
+            ProcessPoolExecutor(1, mp_context=ctx, initializer=_worker_init, initargs=(app_ref, initializer, initargs))
+            for _ in range(workers if workers > 1 else 0)
+        ]
         # Flower stamps every message it builds with the process's task identity; a ServerApp
         # process has one set by the SuperLink, this process gets the server's here.
         if TaskIdentity._run_id is None:
@@ -91,7 +113,7 @@ class LocalGrid(Grid):
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
         """Run every message through its household's ClientApp; return the replies that came."""
-        replies = []
+        pending = []
         for message in messages:
             node_id = message.metadata.dst_node_id
             if node_id not in self.contexts:
@@ -103,12 +125,51 @@ class LocalGrid(Grid):
             self.messages_sent.append(message)
             if self.drop is not None and self.drop(node_id, message):
                 continue
-            try:
-                reply = self.client_app(delivered, self.contexts[node_id])
-            except Exception as err:  # noqa: BLE001 - a failing household must not stop the round
-                reason = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}"
-                reply = Message(Error(code=CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=delivered)
-            reply.metadata.__dict__["_src_node_id"] = node_id
-            replies.append(reply)
+            if self._pools:
+                pool = self._pools[(node_id - FIRST_NODE_ID) % len(self._pools)]
+                pending.append(pool.submit(_worker_deliver, delivered, self.contexts[node_id]))
+            else:
+                pending.append(_deliver(self.client_app, delivered, self.contexts[node_id]))
+        replies = [p.result() if self._pools else p for p in pending]
         self.replies.extend(replies)
         return replies
+
+    def close(self) -> None:
+        """Stop the worker processes (if any)."""
+        for pool in self._pools:
+            pool.shutdown(cancel_futures=True)
+        self._pools = []
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _deliver(app: ClientApp, message: Message, context: Context) -> Message:
+    """One household handles one message; an exception becomes an error reply."""
+    try:
+        reply = app(message, context)
+    except Exception as err:  # noqa: BLE001 - a failing household must not stop the round
+        reason = f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}"
+        reply = Message(Error(code=CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=message)
+    reply.metadata.__dict__["_src_node_id"] = message.metadata.dst_node_id
+    return reply
+
+
+# --- worker processes (workers > 1) ---------------------------------------------------------------
+
+_WORKER: dict[str, object] = {}  # in a worker: its ClientApp and the Contexts of its households
+
+
+def _worker_init(app_ref: str, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    module, _, attr = app_ref.partition(":")
+    _WORKER["app"] = getattr(importlib.import_module(module), attr)
+    _WORKER["contexts"] = {}
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _worker_deliver(message: Message, context: Context) -> Message:
+    # The worker keeps its own Context per node (state persists across rounds, as on a SuperNode).
+    contexts = _WORKER["contexts"]
+    own = contexts.setdefault(context.node_id, context)
+    return _deliver(_WORKER["app"], message, own)

@@ -254,3 +254,55 @@ def test_flwr_run_matches_in_process_path(tmp_path):
         np.testing.assert_allclose(remote[key], value.numpy(), rtol=1e-5, atol=1e-6, err_msg=key)
     info = json.loads(summary.read_text())
     assert info["clients_per_round"] == {"1": 3, "2": 3} and info["left_out"] == []
+
+
+# --- policies: FedAvg every K PPO updates -------------------------------------------------------
+
+
+@pytest.mark.parametrize("personal", ["none", "head"])
+def test_policy_fedavg_every_update(tmp_path, personal):
+    from energy_env.community import build_community
+    from energy_env.config import make_config
+    from federated.policies import PolicyFederation
+    from train.independent import train_independent
+    from train.ppo import PPOSettings
+
+    community = build_community(make_config(num_households=3, reward={"kind": "savings"}))
+    settings = PPOSettings(total_timesteps=2 * 4 * 48 * 3, scenarios=4, batch_size=96, n_epochs=2, eval_every=10**9)
+    hook = PolicyFederation(every=1, personal=personal, steps_per_update=4 * 48)
+    policy = train_independent(community, settings, tmp_path, evaluate=False, after_update=hook, label="federated")
+    assert hook.round == 2 and hook.strategy.left_out == [] and policy.name == "ppo_federated"
+    states = [m.policy.state_dict() for m in policy.models]
+    for key in states[0]:
+        same = all(torch.equal(states[0][key], s[key]) for s in states[1:])
+        personal_layer = key.startswith(("action_net.", "value_net.", "log_std"))
+        assert same == (personal == "none" or not personal_layer), key
+
+
+def test_policy_federation_rejects_bad_settings():
+    from federated.policies import PolicyFederation
+
+    with pytest.raises(ValueError, match="every must be >= 1"):
+        PolicyFederation(every=0)
+    with pytest.raises(ValueError, match="personal must be one of"):
+        PolicyFederation(every=1, personal="tail")
+
+
+# --- the online mode ----------------------------------------------------------------------------
+
+
+def test_online_mode_rounds_every_three_hours(homes):
+    from federated.online import OnlineSettings, run_online
+
+    run = run_fedavg(homes, {**TINY, "rounds": 1})
+    result = run_online(homes, run.global_state, run.config, start=40 * 48, length=48, settings=OnlineSettings(steps=3))
+    assert result.rounds == 48 // 6 and result.left_out == []
+    assert np.isfinite(result.online_mape_pct) and np.isfinite(result.frozen_mape_pct)
+    assert result.online_mape_pct != result.frozen_mape_pct  # the model did change
+
+
+def test_worker_processes_give_the_same_weights(homes):
+    one = run_fedavg(homes, TINY)
+    two = run_fedavg(homes, TINY, workers=2)
+    for key, value in one.final_state.items():
+        assert torch.equal(value, two.final_state[key]), key

@@ -136,10 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_benchmark)
 
     for name, target, text in (
-        ("train-policies", "train.ppo", "PPO battery policies (shared or independent)"),
+        ("train-policies", "train.ppo", "PPO battery policies (shared, independent or federated)"),
         ("import", "train.import_data", "load a data set into PostgreSQL or Supabase"),
         ("train-forecasters", "forecasting.train", "LSTM forecasters of every home (checkpoint + metrics table)"),
         ("evaluate-forecasters", "forecasting.train:evaluate_main", "forecast metrics of saved checkpoints vs the baselines"),
+        ("federated-forecasters", "federated.cli", "FedAvg of the homes' LSTMs on Flower vs local-only and central training"),
     ):
         p = sub.add_parser(name, help=text, add_help=False)
         p.set_defaults(func=_delegate(target), delegated=True)

@@ -84,8 +84,12 @@ def train_independent(
     out: Path,
     evaluate: bool = True,
     after_update: AfterUpdate | None = None,
+    label: str = "independent",
 ) -> LearnedPolicy:
-    """Train one PPO policy per household; checkpoint into ``out``; return the final policies."""
+    """Train one PPO policy per household; checkpoint into ``out``; return the final policies.
+
+    ``label`` names the result (``ppo_<label>``), e.g. ``federated`` when ``after_update`` averages.
+    """
     torch.set_num_threads(settings.torch_threads)
     set_random_seed(settings.seed)
     venv = WattshareVecEnv(settings.scenarios, community=community, split="train")
@@ -107,7 +111,7 @@ def train_independent(
     obs = venv.reset().reshape(b, n, -1)
     episode_starts = np.ones(b, dtype=bool)
     t0 = time.perf_counter()
-    for update in tqdm(range(updates), desc="independent PPO", unit="update"):
+    for update in tqdm(range(updates), desc=f"{label} PPO", unit="update"):
         for m in models:
             m.rollout_buffer.reset()
             m.policy.set_training_mode(False)
@@ -144,11 +148,16 @@ def train_independent(
         steps_done = (update + 1) * per_update
         if steps_done >= next_eval:
             next_eval += settings.eval_every
-            curve.log(steps_done, snapshot_policy(models, normalizers(), "independent"))
+            curve.log(steps_done, _named(snapshot_policy(models, normalizers(), "independent"), label))
     seconds = time.perf_counter() - t0
     total = updates * per_update
-    save_checkpoint(out, models, normalizers(), "independent", community, settings, total)
+    save_checkpoint(out, models, normalizers(), "independent", community, settings, total, name=f"ppo_{label}")
     (out / "timing.json").write_text(f'{{"train_seconds": {seconds:.1f}, "household_steps": {total}, "household_steps_per_second": {total / max(seconds, 1e-9):.0f}}}')
-    policy = snapshot_policy(models, normalizers(), "independent")
+    policy = _named(snapshot_policy(models, normalizers(), "independent"), label)
     curve.log(total, policy)
+    return policy
+
+
+def _named(policy: LearnedPolicy, label: str) -> LearnedPolicy:
+    policy.name = f"ppo_{label}"
     return policy

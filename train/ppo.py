@@ -245,15 +245,18 @@ class _EvalCallback(BaseCallback):
 # 3. + 5. Training and checkpoints
 
 
-def save_checkpoint(out: Path, models: list[PPO], normalizers: list[ObsNormalizer], mode: str, community: Community, settings: PPOSettings, steps: int) -> None:
-    """Write the PPO zips, the normalisation and ``meta.json`` into ``out``."""
+def save_checkpoint(
+    out: Path, models: list[PPO], normalizers: list[ObsNormalizer], mode: str, community: Community, settings: PPOSettings,
+    steps: int, name: str | None = None,
+) -> None:
+    """Write the PPO zips, the normalisation and ``meta.json`` into ``out`` (``name``: the policy's name)."""
     out.mkdir(parents=True, exist_ok=True)
     names = ["policy.zip"] if mode == "shared" else [f"policy_{i}.zip" for i in range(len(models))]
     for model, name in zip(models, names):
         model.save(out / name)
     np.savez(out / "obs_rms.npz", mean=np.stack([n.mean for n in normalizers]), var=np.stack([n.var for n in normalizers]))
     meta = {
-        "name": snapshot_policy(models, normalizers, mode, settings).name,
+        "name": name or snapshot_policy(models, normalizers, mode, settings).name,
         "residual_base": settings.residual_base,
         "residual_scale": settings.residual_scale,
         "mode": mode,
@@ -310,7 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     """``wattshare train-policies``: train, checkpoint, evaluate on the test weeks."""
     parser = argparse.ArgumentParser(prog="wattshare train-policies", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None)
-    parser.add_argument("--mode", choices=["shared", "independent"], default="shared")
+    parser.add_argument("--mode", choices=["shared", "independent", "federated"], default="shared",
+                        help="shared: one policy for all homes; independent: one per home; federated: one per home, FedAvg every --fed-every updates")
+    parser.add_argument("--fed-every", type=int, default=4, help="federated: PPO updates between FedAvg rounds (K)")
+    parser.add_argument("--fed-personal", choices=["none", "head"], default="none", help="federated: layers kept at home (head: output layers)")
+    parser.add_argument("--dp-noise", type=float, default=0.0, help="federated: DP noise multiplier (0: no DP)")
+    parser.add_argument("--dp-clip", type=float, default=1.0, help="federated: DP clipping norm of one update")
     parser.add_argument("--vec", choices=["core", "supersuit"], default="core", help="training VecEnv (shared mode)")
     parser.add_argument("--steps", type=int, default=PPOSettings.total_timesteps, help="household-steps")
     parser.add_argument("--scenarios", type=int, default=PPOSettings.scenarios)
@@ -333,10 +341,21 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     if args.mode == "shared":
         train_shared(community, settings, out, args.vec, evaluate=not args.no_eval, resume=args.resume)
-    else:
+    elif args.mode == "independent":
         from train.independent import train_independent
 
         train_independent(community, settings, out, evaluate=not args.no_eval)
+    else:
+        from federated.policies import PolicyFederation
+        from federated.strategy import FedSettings
+        from train.independent import train_independent
+
+        fed = FedSettings(dp_noise_multiplier=args.dp_noise, dp_clipping_norm=args.dp_clip, seed=args.seed)
+        hook = PolicyFederation(args.fed_every, args.fed_personal, fed, steps_per_update=settings.n_steps * settings.scenarios)
+        train_independent(community, settings, out, evaluate=not args.no_eval, after_update=hook, label="federated")
+        spent = hook.strategy.privacy_spent() if hook.strategy else None
+        print(f"{hook.round} FedAvg rounds; {len(hook.strategy.left_out) if hook.strategy else 0} replies left out"
+              + (f"; DP epsilon {spent.epsilon:.2f} at delta {spent.delta:g}" if spent else ""))
     print(f"trained {args.mode} PPO for {args.steps:,} household-steps in {time.perf_counter() - t0:.0f} s -> {out}")
     print((out / "curve.csv").read_text())
     return 0

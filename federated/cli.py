@@ -1,0 +1,140 @@
+"""``wattshare federated-forecasters``: FedAvg of the households' LSTMs, compared and saved.
+
+Read top to bottom:
+
+1. Load the data set (the same flags as ``train-forecasters``).
+2. Train and score on the test days: local-only, FedAvg (global), FedAvg + local fine-tuning,
+   and a central model on pooled data (:func:`federated.forecast_runs.compare_forecasters`);
+   or with ``--deploy``, run FedAvg through ``flwr run`` on a SuperLink and one SuperNode per
+   home on this machine (the deployment path) and score its global model.
+3. Optionally run the online mode over the first ``--online-weeks`` test weeks.
+4. Print the tables (pooled and per-home load MAPE, time, federated overhead, DP epsilon) and save
+   the federated forecasters as checkpoints next to ``train-forecasters``' ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from energy_env.config import ConfigError
+from energy_env.data import DataError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``wattshare federated-forecasters``."""
+    from federated.forecasters import RUN_CONFIG_DEFAULTS
+    from forecasting.train import _data_arguments
+
+    parser = argparse.ArgumentParser(prog="wattshare federated-forecasters", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _data_arguments(parser)
+    parser.add_argument("--rounds", type=int, default=20, help="FedAvg rounds R")
+    parser.add_argument("--local-epochs", type=int, default=2, help="epochs per home per round E")
+    parser.add_argument("--finetune-epochs", type=int, default=10, help="personalisation: max epochs of local fine-tuning")
+    parser.add_argument("--dp-noise", type=float, default=0.0, help="DP noise multiplier (0: no DP)")
+    parser.add_argument("--dp-clip", type=float, default=1.0, help="DP clipping norm of one home's update")
+    parser.add_argument("--seed", type=int, default=int(RUN_CONFIG_DEFAULTS["seed"]))
+    parser.add_argument("--online-weeks", type=int, default=0, help="also run the online mode over the first K test weeks")
+    parser.add_argument("--deploy", action="store_true", help="run FedAvg through flwr run on a local SuperLink + SuperNodes")
+    args = parser.parse_args(argv)
+    try:
+        torch.set_num_threads(args.threads)
+        return _run(args)
+    except (ConfigError, DataError, ValueError, RuntimeError) as err:
+        print(f"wattshare federated-forecasters: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from federated.forecast_runs import compare_forecasters, global_forecasters, pooled_mape
+    from forecasting.checkpoint import default_checkpoint_path, save_checkpoint
+    from forecasting.metrics import format_table
+    from forecasting.train import _load_dataset
+
+    dataset = _load_dataset(args)
+    run_config = {"rounds": args.rounds, "local-epochs": args.local_epochs, "seed": args.seed,
+                  "dp-noise-multiplier": args.dp_noise, "dp-clipping-norm": args.dp_clip}
+    print(f"{dataset.name}: {dataset.num_households} homes; FedAvg R={args.rounds} rounds x E={args.local_epochs} local epochs"
+          + (f", DP noise {args.dp_noise} clip {args.dp_clip}" if args.dp_noise else ""))
+    if args.deploy:
+        return _deployed(args, dataset, run_config)
+    table, per_home, run, seconds = compare_forecasters(dataset, run_config, args.finetune_epochs)
+    print(format_table(table))
+    print("load MAPE % per household:")
+    print(per_home.to_string(float_format=lambda v: f"{v:.2f}"))
+    mape = pooled_mape(table)
+    print("\npooled load MAPE %: " + ", ".join(f"{m} {mape[m]:.2f}" for m in ("local", "fedavg", "fedavg_personal", "central")))
+    for m in ("fedavg", "fedavg_personal"):
+        print(f"{m}: {100 * (mape[m] / mape['central'] - 1):+.1f}% vs central, {100 * (mape[m] / mape['local'] - 1):+.1f}% vs local-only; "
+              f"better than local-only for {int((per_home[m] < per_home['local']).sum())} of {len(per_home)} homes")
+    print("training seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
+    print(f"federated run: {run.wall_seconds:.1f} s, of which clients' own work {run.client_seconds:.1f} s: "
+          f"overhead {100 * run.overhead_fraction:.2f}% (best round {run.best_round}, {len(run.left_out)} replies left out)")
+    if run.epsilon is not None:
+        print(f"differential privacy: epsilon {run.epsilon:.2f} at delta {run.delta:g} after {len(run.rounds)} rounds")
+    folder = default_checkpoint_path(dataset, root=args.output_dir).parent
+    for name, trained in (("lstm_fedavg", global_forecasters(run, dataset)),):
+        print(f"saved {save_checkpoint(trained, folder / f'{name}.pt')}")
+    if args.online_weeks:
+        _online(dataset, run, args.online_weeks)
+    return 0
+
+
+def _online(dataset, run, weeks: int) -> None:
+    from federated.online import run_online
+    from train.benchmark import WEEK
+
+    starts = _test_week_starts(dataset)[:weeks]
+    t0 = time.perf_counter()
+    online, frozen, rounds = [], [], 0
+    for s in starts:
+        res = run_online(dataset, run.global_state, run.config, int(s), WEEK)
+        online.append(res.online_mape_pct)
+        frozen.append(res.frozen_mape_pct)
+        rounds += res.rounds
+    print(f"online mode (FedAvg every 3 h, {rounds} rounds over {len(starts)} test weeks, {time.perf_counter() - t0:.0f} s): "
+          f"load MAPE {np.mean(online):.2f}% vs {np.mean(frozen):.2f}% for the frozen global model")
+
+
+def _test_week_starts(dataset) -> np.ndarray:
+    """First interval of each test week (the last 7 days of each month)."""
+    test = dataset.test_day_mask()
+    first_days = np.flatnonzero(test & ~np.concatenate([[False], test[:-1]]))
+    return first_days * 48
+
+
+def _deployed(args: argparse.Namespace, dataset, run_config: dict) -> int:
+    from federated.forecast_runs import _replicated
+    from federated.forecasters import settings_from_run_config
+    from federated.local_deployment import LocalDeployment
+    from forecasting.evaluate import evaluate
+    from forecasting.metrics import format_table
+
+    node_config: dict[str, object] = {"households": dataset.num_households}
+    if args.config:
+        node_config["config"] = str(Path(args.config).resolve())
+    if args.data_path:
+        raise ValueError("--deploy reads the data through --config (a YAML naming the source), not --data-path")
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        with LocalDeployment(dataset.num_households, Path(tmp), node_config) as deployment:
+            deployment.run(run_config, Path(tmp) / "out", timeout_s=3600)
+        seconds = time.perf_counter() - t0
+        best = np.load(Path(tmp) / "out" / "global_best.npz")
+        state = {k: torch.from_numpy(best[k]) for k in best.files}
+    cfg, _ = settings_from_run_config(run_config)
+    table = evaluate(dataset, {"fedavg_flwr": _replicated(cfg, dataset, [state] * dataset.num_households)})
+    print(format_table(table))
+    print(f"flwr run on a local SuperLink + {dataset.num_households} SuperNodes: {seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

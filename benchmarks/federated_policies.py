@@ -54,6 +54,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        for sub in ("shared", "independent", *(f"fed_{k}_{p}" for k in args.every for p in args.personal)):
+            (tmp / sub).mkdir()
         if "shared" not in args.skip:
             t0 = time.perf_counter()
             policy = train_shared(community, settings, tmp / "shared", evaluate=False)

@@ -35,14 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wattshare federated-forecasters", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     _data_arguments(parser)
-    parser.add_argument("--rounds", type=int, default=20, help="FedAvg rounds R")
-    parser.add_argument("--local-epochs", type=int, default=2, help="epochs per home per round E")
+    parser.add_argument("--rounds", type=int, default=30, help="FedAvg rounds R")
+    parser.add_argument("--local-epochs", type=int, default=1, help="epochs per home per round E")
     parser.add_argument("--finetune-epochs", type=int, default=10, help="personalisation: max epochs of local fine-tuning")
     parser.add_argument("--dp-noise", type=float, default=0.0, help="DP noise multiplier (0: no DP)")
     parser.add_argument("--dp-clip", type=float, default=1.0, help="DP clipping norm of one home's update")
     parser.add_argument("--seed", type=int, default=int(RUN_CONFIG_DEFAULTS["seed"]))
     parser.add_argument("--online-weeks", type=int, default=0, help="also run the online mode over the first K test weeks")
     parser.add_argument("--deploy", action="store_true", help="run FedAvg through flwr run on a local SuperLink + SuperNodes")
+    parser.add_argument("--no-references", action="store_true", help="skip the local-only and central models")
+    parser.add_argument("--workers", type=int, default=2, help="homes training at once (processes)")
     args = parser.parse_args(argv)
     try:
         torch.set_num_threads(args.threads)
@@ -65,18 +67,21 @@ def _run(args: argparse.Namespace) -> int:
           + (f", DP noise {args.dp_noise} clip {args.dp_clip}" if args.dp_noise else ""))
     if args.deploy:
         return _deployed(args, dataset, run_config)
-    table, per_home, run, seconds = compare_forecasters(dataset, run_config, args.finetune_epochs)
+    table, per_home, run, seconds = compare_forecasters(dataset, run_config, args.finetune_epochs, workers=args.workers,
+                                                        references=not args.no_references)
     print(format_table(table))
     print("load MAPE % per household:")
     print(per_home.to_string(float_format=lambda v: f"{v:.2f}"))
     mape = pooled_mape(table)
-    print("\npooled load MAPE %: " + ", ".join(f"{m} {mape[m]:.2f}" for m in ("local", "fedavg", "fedavg_personal", "central")))
-    for m in ("fedavg", "fedavg_personal"):
+    models = [m for m in ("local", "fedavg", "fedavg_personal", "central") if m in mape.index]
+    print("\npooled load MAPE %: " + ", ".join(f"{m} {mape[m]:.2f}" for m in models))
+    for m in ("fedavg", "fedavg_personal") if not args.no_references else ():
         print(f"{m}: {100 * (mape[m] / mape['central'] - 1):+.1f}% vs central, {100 * (mape[m] / mape['local'] - 1):+.1f}% vs local-only; "
               f"better than local-only for {int((per_home[m] < per_home['local']).sum())} of {len(per_home)} homes")
     print("training seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
-    print(f"federated run: {run.wall_seconds:.1f} s, of which clients' own work {run.client_seconds:.1f} s: "
-          f"overhead {100 * run.overhead_fraction:.2f}% (best round {run.best_round}, {len(run.left_out)} replies left out)")
+    print(f"federated run ({run.workers} worker processes): {run.wall_seconds:.1f} s; clients' own work {run.client_seconds:.1f} s "
+          f"(summed over homes); overhead {100 * run.overhead_fraction:.2f}% (best round {run.best_round}, "
+          f"{len(run.left_out)} replies left out)")
     if run.epsilon is not None:
         print(f"differential privacy: epsilon {run.epsilon:.2f} at delta {run.delta:g} after {len(run.rounds)} rounds")
     folder = default_checkpoint_path(dataset, root=args.output_dir).parent

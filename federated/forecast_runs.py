@@ -29,7 +29,7 @@ from energy_env.data import Dataset
 from federated.forecasters import (
     HomeData,
     client_app,
-    fine_tune,
+    fine_tune_job,
     home_data,
     initial_arrays,
     register_dataset,
@@ -42,7 +42,7 @@ from forecasting import data as fdata
 from forecasting.evaluate import evaluate
 from forecasting.metrics import summary
 from forecasting.model import ForecasterConfig, LSTMForecaster, TrainedForecasters
-from forecasting.train import TrainingJob, train_forecasters, train_job
+from forecasting.train import TrainingJob, run_jobs, train_forecasters, train_job
 
 
 @contextlib.contextmanager
@@ -162,14 +162,15 @@ def global_forecasters(run: FedRun, dataset: Dataset) -> TrainedForecasters:
     return _replicated(run.config, dataset, [run.global_state] * dataset.num_households)
 
 
-def personalised_forecasters(run: FedRun, dataset: Dataset, epochs: int = 10) -> TrainedForecasters:
-    """Each home fine-tunes the global model on its own days (early-stopped); no weights travel."""
-    states = []
-    for i in range(dataset.num_households):
-        home = home_data(dataset.select([i]), run.config)
-        state, _ = fine_tune(run.global_state, home, run.config, epochs, seed=(run.config.seed, i))
-        states.append(state)
-    return _replicated(run.config, dataset, states)
+def personalised_forecasters(run: FedRun, dataset: Dataset, epochs: int = 10, workers: int = 1) -> TrainedForecasters:
+    """Each home fine-tunes the global model on its own days (early-stopped); no weights travel.
+
+    ``workers`` homes fine-tune at once (spawned processes), as they would on their own devices.
+    """
+    jobs = [fine_tune_job(run.global_state, home_data(dataset.select([i]), run.config), run.config, epochs, (run.config.seed, i))
+            for i in range(dataset.num_households)]
+    results = run_jobs(jobs, max(1, min(workers, len(jobs))), progress=False, desc="fine-tune")
+    return _replicated(run.config, dataset, [state for state, _ in results])
 
 
 def central_forecasters(dataset: Dataset, cfg: ForecasterConfig) -> TrainedForecasters:
@@ -185,28 +186,32 @@ def central_forecasters(dataset: Dataset, cfg: ForecasterConfig) -> TrainedForec
 
 def compare_forecasters(
     dataset: Dataset, run_config: Mapping[str, object] | None = None, finetune_epochs: int = 10,
-    central_epochs: int = 30, workers: int | None = None,
+    central_epochs: int = 30, workers: int = 2, references: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame, FedRun, dict[str, float]]:
     """Local-only, FedAvg, FedAvg + fine-tuning and central models on the test days.
 
     Returns ``(table, per_home_mape, run, seconds)``: the metrics table of
     :func:`forecasting.evaluate.evaluate` (baselines included), load MAPE per household and model,
-    the federated run, and the training seconds of each model.
+    the federated run, and the training seconds of each model. ``references=False`` skips the
+    local-only and central models (e.g. to measure DP settings). ``workers`` homes train at once.
     """
     cfg, _ = settings_from_run_config(dict(run_config or {}))
     seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    local = train_forecasters(dataset, replace(cfg, max_epochs=ForecasterConfig().max_epochs), workers=workers, progress=False)
-    seconds["local"] = time.perf_counter() - t0
-    run = run_fedavg(dataset, run_config)
+    trained: dict[str, TrainedForecasters] = {}
+    if references:
+        t0 = time.perf_counter()
+        trained["local"] = train_forecasters(dataset, replace(cfg, max_epochs=ForecasterConfig().max_epochs), workers=workers, progress=False)
+        seconds["local"] = time.perf_counter() - t0
+    run = run_fedavg(dataset, run_config, workers=workers)
     seconds["fedavg"] = run.wall_seconds
     t0 = time.perf_counter()
-    personal = personalised_forecasters(run, dataset, finetune_epochs)
+    trained["fedavg"] = global_forecasters(run, dataset)
+    trained["fedavg_personal"] = personalised_forecasters(run, dataset, finetune_epochs, workers=workers)
     seconds["fedavg_personal"] = run.wall_seconds + time.perf_counter() - t0
-    t0 = time.perf_counter()
-    central = central_forecasters(dataset, replace(cfg, max_epochs=central_epochs))
-    seconds["central"] = time.perf_counter() - t0
-    trained = {"local": local, "fedavg": global_forecasters(run, dataset), "fedavg_personal": personal, "central": central}
+    if references:
+        t0 = time.perf_counter()
+        trained["central"] = central_forecasters(dataset, replace(cfg, max_epochs=central_epochs))
+        seconds["central"] = time.perf_counter() - t0
     table = evaluate(dataset, trained)
     per_home = table[(table["step"] == "all") & (table["household"] != "all")]
     per_home = per_home.pivot(index="household", columns="model", values="load_mape_pct").loc[list(dataset.household_ids)]

@@ -226,16 +226,16 @@ def initial_arrays(cfg: ForecasterConfig) -> ArrayRecord:
     return state_to_record(LSTMForecaster(cfg).state_dict())
 
 
-def fine_tune(
+def fine_tune_job(
     global_state: Mapping[str, torch.Tensor], home: HomeData, cfg: ForecasterConfig, epochs: int, seed: tuple[int, ...]
-) -> tuple[dict, dict]:
+) -> TrainingJob:
     """Personalisation: a node trains the global model on its own days, early-stopped on its validation days.
 
     Starts from the global weights and keeps them when no epoch improves its validation loss.
+    Run it with :func:`forecasting.train.train_job` (or many with ``run_jobs``).
     """
-    job = TrainingJob(replace(cfg, max_epochs=epochs), home.padded, home.targets, home.fit_origins, home.val_origins, 0,
-                      seed, init_state={k: v.clone() for k, v in global_state.items()}, keep_best=True)
-    return train_job(job)
+    return TrainingJob(replace(cfg, max_epochs=epochs), home.padded, home.targets, home.fit_origins, home.val_origins, 0,
+                       seed, init_state={k: v.clone() for k, v in global_state.items()}, keep_best=True)
 
 
 def state_of(record: ArrayRecord) -> dict[str, torch.Tensor]:

@@ -9,13 +9,21 @@ averages them weighted by the household-steps behind them, and every household l
 
 ``personal="head"`` keeps each household's output layers (action mean, value head and action
 std) at home: only the shared feature layers are averaged. ``"none"`` averages everything.
-Observation normalisers are statistics of a home's own data: they are never sent.
+
+The input and reward normalisers are part of the model: a network averaged across homes only
+means something if every home scales its inputs alike. With ``share_normalizers`` (default) each
+home also sends its running observation mean and second moment and its return variance, which
+are averaged like the weights (by household-steps), and every home then scales with the pooled
+statistics, as parameter sharing does with its one normaliser. These are aggregates over
+thousands of steps, not data; ``share_normalizers=False`` keeps them at home.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+
+import numpy as np
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -38,10 +46,31 @@ def send_policy(msg: Message, context: Context) -> Message:
     """Reply with this household's current policy weights (its shared layers) and step count."""
     federation = _FEDERATIONS[str(context.node_config["federation-key"])]
     i = int(context.node_config["partition-id"])
-    state = federation.models[i].policy.state_dict()
+    state = dict(federation.models[i].policy.state_dict())
+    if federation.share_normalizers:
+        state.update(_normalizer_arrays(federation.obs_rms[i], federation.ret_rms[i]))
     arrays = state_to_record(state, federation.personal_prefixes)
     metrics = MetricRecord({WEIGHT_KEY: int(federation.steps_since_round), UNIT_WEIGHT_KEY: 1.0})
     return Message(RecordDict({"arrays": arrays, "metrics": metrics}), reply_to=msg)
+
+
+NORMALIZER_KEYS = ("norm.obs_mean", "norm.obs_second_moment", "norm.return_var")
+
+
+def _normalizer_arrays(obs_rms, ret_rms) -> dict[str, np.ndarray]:
+    # Means and second moments average correctly across homes; variances alone would not.
+    return {
+        "norm.obs_mean": obs_rms.mean.astype(np.float64),
+        "norm.obs_second_moment": (obs_rms.var + obs_rms.mean**2).astype(np.float64),
+        "norm.return_var": np.atleast_1d(ret_rms.var).astype(np.float64),
+    }
+
+
+def _load_normalizers(arrays: ArrayRecord, obs_rms, ret_rms) -> None:
+    mean = arrays["norm.obs_mean"].numpy()
+    obs_rms.mean = mean.copy()
+    obs_rms.var = np.maximum(arrays["norm.obs_second_moment"].numpy() - mean**2, 0.0)
+    ret_rms.var = float(arrays["norm.return_var"].numpy()[0])
 
 
 class PolicyFederation:
@@ -54,7 +83,10 @@ class PolicyFederation:
         steps_per_update: household-steps behind one update of one household (FedAvg weight).
     """
 
-    def __init__(self, every: int, personal: str = "none", settings: FedSettings = FedSettings(), steps_per_update: int = 1) -> None:
+    def __init__(
+        self, every: int, personal: str = "none", settings: FedSettings = FedSettings(), steps_per_update: int = 1,
+        share_normalizers: bool = True,
+    ) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1 update, got {every}")
         if personal not in PERSONAL_LAYERS:
@@ -62,8 +94,11 @@ class PolicyFederation:
         self.every, self.personal, self.settings = every, personal, settings
         self.personal_prefixes = PERSONAL_LAYERS[personal]
         self.steps_per_update = steps_per_update
+        self.share_normalizers = share_normalizers
         self.steps_since_round = 0
         self.models: Sequence = []
+        self.obs_rms: Sequence = []
+        self.ret_rms: Sequence = []
         self.grid: LocalGrid | None = None
         self.strategy = None
         self.round = 0
@@ -75,11 +110,14 @@ class PolicyFederation:
         n = len(models)
         self.grid = LocalGrid(policy_client, [{"partition-id": i, "federation-key": key} for i in range(n)])
         self.strategy = make_strategy(self.settings, n)
-        self.global_arrays = state_to_record(models[0].policy.state_dict(), self.personal_prefixes)
+        state = dict(models[0].policy.state_dict())
+        if self.share_normalizers:
+            state.update(_normalizer_arrays(self.obs_rms[0], self.ret_rms[0]))
+        self.global_arrays = state_to_record(state, self.personal_prefixes)
 
-    def __call__(self, update: int, models: Sequence, normalizers: Sequence) -> None:
+    def __call__(self, update: int, models: Sequence, obs_rms: Sequence, ret_rms: Sequence) -> None:
         """Called after every PPO update; federates on every ``every``-th."""
-        self.models = models
+        self.models, self.obs_rms, self.ret_rms = models, obs_rms, ret_rms
         self.steps_since_round += self.steps_per_update
         if (update + 1) % self.every:
             return
@@ -94,5 +132,8 @@ class PolicyFederation:
         if arrays is None:  # nothing usable came back: everyone keeps training on its own
             return
         self.global_arrays = arrays
-        for model in models:  # the broadcast: each household loads the new global weights
-            load_shared(model.policy, arrays)
+        weights = ArrayRecord({k: v for k, v in arrays.items() if k not in NORMALIZER_KEYS})
+        for i, model in enumerate(models):  # the broadcast: each household loads the new global weights
+            load_shared(model.policy, weights)
+            if self.share_normalizers:
+                _load_normalizers(arrays, obs_rms[i], ret_rms[i])

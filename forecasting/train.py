@@ -205,7 +205,7 @@ def train_forecasters(
     else:
         jobs = [TrainingJob(cfg, padded, targets, fit_origins, val_origins, n, (cfg.seed,))]
     workers = min(workers or min(os.cpu_count() or 1, 2), len(jobs))
-    results = _run_jobs(jobs, workers, progress, desc=f"train {cfg.kind} LSTM, {n} homes")
+    results = run_jobs(jobs, workers, progress, desc=f"train {cfg.kind} LSTM, {n} homes")
 
     # 4. Load the best weights of each model.
     models = []
@@ -240,8 +240,11 @@ class _BarTicks:
         self.bar.set_postfix(val_loss=f"{val_loss:.4f}")
 
 
-def _run_jobs(jobs: list[TrainingJob], workers: int, progress: bool, desc: str) -> list[tuple[dict, dict]]:
-    """Train every job, inline or in ``workers`` spawned processes, ticking one bar per epoch."""
+def run_jobs(jobs: list[TrainingJob], workers: int, progress: bool, desc: str) -> list[tuple[dict, dict]]:
+    """Train every job, inline or in ``workers`` spawned processes, ticking one bar per epoch.
+
+    Returns ``(state_dict, history)`` per job, in order.
+    """
     total = sum(j.cfg.max_epochs for j in jobs)  # planned epochs: an early stop jumps the bar ahead
     with tqdm(total=total, desc=desc, disable=not progress, unit="epoch") as bar:
         ticks = _BarTicks(bar)

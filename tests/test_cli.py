@@ -31,6 +31,7 @@ def test_quick_pipeline_writes_seed_shaped_json(quick_run):
     assert agg["constraint_violations"] == 0
     assert {"pge_baseline", "rule_based", "oracle", "ppo_shared"} <= set(doc["policies"])
     assert doc["policies"]["oracle"]["share_of_oracle_savings"] == 1.0
+    assert doc["forecasters"]["method"].startswith("FedAvg") and doc["forecasters"]["replies_left_out"] == 0
 
 
 def test_quick_pipeline_writes_table_plots_and_checkpoints(quick_run):

@@ -49,7 +49,7 @@ def test_independent_learners_short_run(tmp_path):
     community = build_community(make_config(num_households=2, reward={"kind": "savings"}))
     seen = []
     settings = PPOSettings(total_timesteps=2 * 4 * 48 * 2, scenarios=4, batch_size=96, n_epochs=2, eval_every=10**9)
-    policy = train_independent(community, settings, tmp_path, evaluate=False, after_update=lambda u, models, rms: seen.append((u, len(models))))
+    policy = train_independent(community, settings, tmp_path, evaluate=False, after_update=lambda u, models, obs_rms, ret_rms: seen.append((u, len(models))))
     assert seen == [(0, 2), (1, 2)]
     loaded = LearnedPolicy.load(tmp_path, community)
     assert loaded.mode == "independent" and len(loaded.models) == 2

@@ -82,10 +82,13 @@ def _run(args: argparse.Namespace) -> int:
     print(f"federated run ({run.workers} worker processes): {run.wall_seconds:.1f} s; clients' own work {run.client_seconds:.1f} s "
           f"(summed over homes); overhead {100 * run.overhead_fraction:.2f}% (best round {run.best_round}, "
           f"{len(run.left_out)} replies left out)")
+    norms = [r["update_norm_median"] for r in run.rounds]
+    print(f"median L2 norm of a home's update: round 1 {norms[0]:.3f}, last round {norms[-1]:.3f}")
     if run.epsilon is not None:
         print(f"differential privacy: epsilon {run.epsilon:.2f} at delta {run.delta:g} after {len(run.rounds)} rounds")
     folder = default_checkpoint_path(dataset, root=args.output_dir).parent
-    for name, trained in (("lstm_fedavg", global_forecasters(run, dataset)),):
+    suffix = f"_dp{args.dp_noise:g}" if args.dp_noise else ""
+    for name, trained in ((f"lstm_fedavg{suffix}", global_forecasters(run, dataset)),):
         print(f"saved {save_checkpoint(trained, folder / f'{name}.pt')}")
     if args.online_weeks:
         _online(dataset, run, args.online_weeks)

@@ -137,6 +137,7 @@ def run_fedavg(
             "round": r,
             "clients": len(train_m),
             "val_loss": float(agg["val-loss"]) if agg is not None else float("nan"),
+            "update_norm_median": float(np.median([float(m["update-norm"]) for m in train_m.values()])) if train_m else float("nan"),
         })
     best = strategy.best_arrays if strategy.best_arrays is not None else result.arrays
     spent = strategy.privacy_spent()

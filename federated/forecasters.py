@@ -171,8 +171,12 @@ def train(msg: Message, context: Context) -> Message:
     job = TrainingJob(cfg, home.padded, home.targets, home.fit_origins, home.val_origins, 0,
                       (cfg.seed, int(context.node_config["partition-id"]), server_round), init_state=model.state_dict(), keep_best=False)
     t0 = time.perf_counter()
+    start = {k: v.clone() for k, v in job.init_state.items()}
     state, history = train_job(job)
+    # The size of this home's step (what DP clipping bounds): pick dp-clipping-norm from it.
+    update_norm = float(torch.sqrt(sum(((state[k] - start[k]) ** 2).sum() for k in start)))
     metrics = MetricRecord({
+        "update-norm": update_norm,
         WEIGHT_KEY: int(len(home.fit_origins)),
         UNIT_WEIGHT_KEY: 1.0,
         "val-loss": float(history["best_val_loss"]),

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from federated.forecast_runs import compare_forecasters, global_forecasters, pooled_mape
+    from federated.forecast_runs import compare_forecasters, pooled_mape
     from forecasting.checkpoint import default_checkpoint_path, save_checkpoint
     from forecasting.metrics import format_table
     from forecasting.train import _load_dataset
@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
           + (f", DP noise {args.dp_noise} clip {args.dp_clip}" if args.dp_noise else ""))
     if args.deploy:
         return _deployed(args, dataset, run_config)
-    table, per_home, run, seconds = compare_forecasters(dataset, run_config, args.finetune_epochs, workers=args.workers,
+    table, per_home, run, seconds, trained = compare_forecasters(dataset, run_config, args.finetune_epochs, workers=args.workers,
                                                         references=not args.no_references)
     print(format_table(table))
     print("load MAPE % per household:")
@@ -88,8 +88,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"differential privacy: epsilon {run.epsilon:.2f} at delta {run.delta:g} after {len(run.rounds)} rounds")
     folder = default_checkpoint_path(dataset, root=args.output_dir).parent
     suffix = f"_dp{args.dp_noise:g}" if args.dp_noise else ""
-    for name, trained in ((f"lstm_fedavg{suffix}", global_forecasters(run, dataset)),):
-        print(f"saved {save_checkpoint(trained, folder / f'{name}.pt')}")
+    for name in ("fedavg", "fedavg_personal"):
+        print(f"saved {save_checkpoint(trained[name], folder / f'lstm_{name}{suffix}.pt')}")
     if args.online_weeks:
         _online(dataset, run, args.online_weeks)
     return 0

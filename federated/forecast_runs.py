@@ -188,12 +188,12 @@ def central_forecasters(dataset: Dataset, cfg: ForecasterConfig) -> TrainedForec
 def compare_forecasters(
     dataset: Dataset, run_config: Mapping[str, object] | None = None, finetune_epochs: int = 10,
     central_epochs: int = 30, workers: int = 2, references: bool = True,
-) -> tuple[pd.DataFrame, pd.DataFrame, FedRun, dict[str, float]]:
+) -> tuple[pd.DataFrame, pd.DataFrame, FedRun, dict[str, float], dict[str, TrainedForecasters]]:
     """Local-only, FedAvg, FedAvg + fine-tuning and central models on the test days.
 
-    Returns ``(table, per_home_mape, run, seconds)``: the metrics table of
+    Returns ``(table, per_home_mape, run, seconds, trained)``: the metrics table of
     :func:`forecasting.evaluate.evaluate` (baselines included), load MAPE per household and model,
-    the federated run, and the training seconds of each model. ``references=False`` skips the
+    the federated run, the training seconds and the trained forecasters of each model. ``references=False`` skips the
     local-only and central models (e.g. to measure DP settings). ``workers`` homes train at once.
     """
     cfg, _ = settings_from_run_config(dict(run_config or {}))
@@ -216,7 +216,7 @@ def compare_forecasters(
     table = evaluate(dataset, trained)
     per_home = table[(table["step"] == "all") & (table["household"] != "all")]
     per_home = per_home.pivot(index="household", columns="model", values="load_mape_pct").loc[list(dataset.household_ids)]
-    return table, per_home, run, seconds
+    return table, per_home, run, seconds, trained
 
 
 def pooled_mape(table: pd.DataFrame) -> pd.Series:

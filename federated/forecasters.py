@@ -158,18 +158,25 @@ _HOME_CACHE: dict[tuple, HomeData] = {}
 client_app = ClientApp()
 
 
-@client_app.train()
-def train(msg: Message, context: Context) -> Message:
-    """Train the received global model ``local-epochs`` epochs on this home's train days."""
+def _received_model(msg: Message, context: Context) -> tuple[ForecasterConfig, HomeData, LSTMForecaster]:
+    """This node's settings, its home's windows, and the global model the message carries."""
     cfg, _ = settings_from_run_config(context.run_config)
     home = _cached_home(context, cfg)
     model = LSTMForecaster(cfg)
     load_shared(model, msg.content["arrays"])
+    return cfg, home, model
+
+
+@client_app.train()
+def train(msg: Message, context: Context) -> Message:
+    """Train the received global model ``local-epochs`` epochs on this home's train days."""
+    cfg, home, model = _received_model(msg, context)
     server_round = int(msg.content["config"].get("server-round", 0))
-    # Seeded by home and round, not by node id (random in a deployment): runs are repeatable.
     cfg = replace(cfg, learning_rate=round_learning_rate(context.run_config, server_round))
-    job = TrainingJob(cfg, home.padded, home.targets, home.fit_origins, home.val_origins, 0,
-                      (cfg.seed, int(context.node_config["partition-id"]), server_round), init_state=model.state_dict(), keep_best=False)
+    # Seeded by home and round, not by node id (random in a deployment): runs are repeatable.
+    seed = (cfg.seed, int(context.node_config["partition-id"]), server_round)
+    job = TrainingJob(cfg, home.padded, home.targets, home.fit_origins, home.val_origins, 0, seed,
+                      init_state=model.state_dict(), keep_best=False)
     t0 = time.perf_counter()
     start = {k: v.clone() for k, v in job.init_state.items()}
     state, history = train_job(job)
@@ -198,10 +205,7 @@ def round_learning_rate(run_config: Mapping[str, object], server_round: int) -> 
 @client_app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """Validation loss of the received global model on this home's validation days."""
-    cfg, _ = settings_from_run_config(context.run_config)
-    home = _cached_home(context, cfg)
-    model = LSTMForecaster(cfg)
-    load_shared(model, msg.content["arrays"])
+    cfg, home, model = _received_model(msg, context)
     t0 = time.perf_counter()
     loss = validation_loss(model, home, cfg)
     metrics = MetricRecord({WEIGHT_KEY: int(len(home.val_origins)), UNIT_WEIGHT_KEY: 1.0, "val-loss": loss,

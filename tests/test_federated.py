@@ -306,3 +306,16 @@ def test_worker_processes_give_the_same_weights(homes):
     two = run_fedavg(homes, TINY, workers=2)
     for key, value in one.final_state.items():
         assert torch.equal(value, two.final_state[key]), key
+
+
+def test_federated_forecasters_cli(tmp_path, capsys):
+    from train.cli import main
+
+    code = main(["federated-forecasters", "--households", "2", "--rounds", "1", "--finetune-epochs", "1", "--no-references",
+                 "--workers", "1", "--output-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "pooled load MAPE %: fedavg" in out and "overhead" in out
+    assert len(list(tmp_path.rglob("lstm_fedavg_personal.pt"))) == 1
+    assert main(["federated-forecasters", "--rounds", "0"]) == 2
+    assert "rounds and local_epochs must be >= 1" in capsys.readouterr().err

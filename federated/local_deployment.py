@@ -95,12 +95,26 @@ class LocalDeployment:
             '[superlink]\ndefault = "wattshare-local"\n\n'
             f'[superlink.wattshare-local]\naddress = "127.0.0.1:{self.port}"\ninsecure = true\n'
         )
-        self._start([self._exe("flower-superlink"), "--insecure", "--host", "127.0.0.1", "--port", str(self.port)], "superlink.log")
+        link = self._start([self._exe("flower-superlink"), "--insecure", "--host", "127.0.0.1", "--port", str(self.port)], "superlink.log")
+        self._wait_until_listening(link, "superlink.log")
         for i in range(self.households):
             config = " ".join(f"{k}={_toml(v)}" for k, v in {"partition-id": i, **self.node_config}.items())
             self._start([self._exe("flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{self.port}",
                          "--port", str(free_port()), "--node-config", config], f"supernode_{i}.log")
         return self
+
+    def _wait_until_listening(self, proc: subprocess.Popen, log_name: str, timeout_s: float = 60.0) -> None:
+        """Block until the SuperLink accepts connections (``flwr run`` fails fast otherwise)."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                tail = (self.workdir / log_name).read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"flower-superlink exited with {proc.returncode}: {tail}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"flower-superlink did not listen on port {self.port} within {timeout_s:.0f} s")
 
     def run(self, run_config: dict[str, object], output: Path, timeout_s: float = 300.0, app_dir: Path = APP_DIR) -> Path:
         """``flwr run`` the app with ``run_config`` (output-dir set to ``output``); wait for its summary."""

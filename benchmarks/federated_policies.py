@@ -36,6 +36,8 @@ def main() -> int:
     parser.add_argument("--personal", nargs="+", default=["none", "head"], choices=["none", "head"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--local-normalizers", action="store_true", help="federated: keep each home's normalisers at home")
+    parser.add_argument("--server-momentum", type=float, default=0.0, help="federated: FedAvgM momentum (0: FedAvg)")
+    parser.add_argument("--server-lr", type=float, default=1.0, help="federated: FedAvgM server learning rate (1: FedAvg)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["shared", "independent"])
     parser.add_argument("--json", default=None, help="also write the rows here")
     args = parser.parse_args()
@@ -67,13 +69,14 @@ def main() -> int:
             score("independent", policy, time.perf_counter() - t0)
         for every in args.every:
             for personal in args.personal:
-                hook = PolicyFederation(every, personal, FedSettings(seed=args.seed), steps_per_update=settings.n_steps * settings.scenarios,
+                hook = PolicyFederation(every, personal, FedSettings(seed=args.seed, server_learning_rate=args.server_lr, server_momentum=args.server_momentum), steps_per_update=settings.n_steps * settings.scenarios,
                                         share_normalizers=not args.local_normalizers)
                 t0 = time.perf_counter()
                 policy = train_independent(community, settings, tmp / f"fed_{every}_{personal}", evaluate=False,
                                            after_update=hook, label="federated")
                 norms = "local" if args.local_normalizers else "shared"
-                score(f"federated K={every} personal={personal} normalisers={norms}", policy, time.perf_counter() - t0, f"({hook.round} rounds)")
+                server = f" server lr={args.server_lr} momentum={args.server_momentum}" if args.server_momentum or args.server_lr != 1.0 else ""
+                score(f"federated K={every} personal={personal} normalisers={norms}{server}", policy, time.perf_counter() - t0, f"({hook.round} rounds)")
 
     shared = next((r for r in rows if r["policy"] == "shared"), None)
     print(f"\n{community.dataset.name}, {community.num_households} homes, {args.steps:,} household-steps each, test weeks")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg, Strategy
+from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg, FedAvgM, Strategy
 from flwr.supercore.privacy_accounting import NeighboringRelation, PrivacyConfig, PrivacySpent, SamplingMethod
 
 from federated.records import UNIT_WEIGHT_KEY, WEIGHT_KEY, metrics_problem, reply_problem
@@ -36,6 +36,9 @@ class FedSettings:
             accountant requires equal weights).
         dp_clipping_norm: L2 bound of one client's update (the change of its weights in a round).
         dp_delta: the delta at which the spent epsilon is reported.
+        server_learning_rate, server_momentum: 1.0 and 0.0 (default) are plain FedAvg; other
+            values apply the averaged update with that step and momentum (Flower's FedAvgM,
+            Hsu et al. 2019). Not combinable with DP (Flower's accountant needs plain FedAvg).
         seed: seeds client sampling and the DP noise.
     """
 
@@ -45,6 +48,8 @@ class FedSettings:
     dp_noise_multiplier: float = 0.0
     dp_clipping_norm: float = 1.0
     dp_delta: float = 1e-5
+    server_learning_rate: float = 1.0
+    server_momentum: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -54,6 +59,10 @@ class FedSettings:
             raise ValueError(f"fraction_train must be in (0, 1], got {self.fraction_train}")
         if self.dp_noise_multiplier < 0 or self.dp_clipping_norm <= 0 or not 0 < self.dp_delta < 1:
             raise ValueError("dp_noise_multiplier must be >= 0, dp_clipping_norm > 0 and dp_delta in (0, 1)")
+        if self.server_learning_rate <= 0 or not 0 <= self.server_momentum < 1:
+            raise ValueError("server_learning_rate must be > 0 and server_momentum in [0, 1)")
+        if self.private and (self.server_learning_rate != 1.0 or self.server_momentum != 0.0):
+            raise ValueError("differential privacy needs plain FedAvg (server_learning_rate 1, server_momentum 0)")
 
     @property
     def private(self) -> bool:
@@ -170,14 +179,18 @@ def make_strategy(settings: FedSettings, num_clients: int, select_metric: str | 
         raise ValueError(f"num_clients must be >= 1, got {num_clients}")
     sampled = max(1, int(num_clients * settings.fraction_train))
     weight_key = UNIT_WEIGHT_KEY if settings.private else WEIGHT_KEY
-    fedavg = FedAvg(
-        fraction_train=settings.fraction_train,
-        fraction_evaluate=1.0,
-        min_train_nodes=sampled,
-        min_evaluate_nodes=num_clients,
-        min_available_nodes=num_clients,
-        weighted_by_key=weight_key,
-    )
+    common = {
+        "fraction_train": settings.fraction_train,
+        "fraction_evaluate": 1.0,
+        "min_train_nodes": sampled,
+        "min_evaluate_nodes": num_clients,
+        "min_available_nodes": num_clients,
+        "weighted_by_key": weight_key,
+    }
+    if settings.server_learning_rate != 1.0 or settings.server_momentum != 0.0:
+        fedavgm = FedAvgM(server_learning_rate=settings.server_learning_rate, server_momentum=settings.server_momentum, **common)
+        return ScreenedStrategy(fedavgm, weight_key, select_metric)
+    fedavg = FedAvg(**common)
     if not settings.private:
         return ScreenedStrategy(fedavg, weight_key, select_metric)
     from flwr.supercore.privacy_accounting.rdp_accountant import RdpAccountant  # noqa: PLC0415 - needs flwr[dp]

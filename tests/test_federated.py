@@ -319,3 +319,10 @@ def test_federated_forecasters_cli(tmp_path, capsys):
     assert len(list(tmp_path.rglob("lstm_fedavg_personal.pt"))) == 1
     assert main(["federated-forecasters", "--rounds", "0"]) == 2
     assert "rounds and local_epochs must be >= 1" in capsys.readouterr().err
+
+
+def test_server_learning_rate_scales_the_averaged_update():
+    result, _, _ = run_toy(3, 1, settings=FedSettings(rounds=1, server_learning_rate=2.0))
+    np.testing.assert_allclose(result.arrays["w"].numpy(), np.full(3, 2 * 14 / 6), rtol=1e-6)  # FedAvgM, no momentum
+    with pytest.raises(ValueError, match="differential privacy needs plain FedAvg"):
+        FedSettings(dp_noise_multiplier=1.0, server_momentum=0.9)

@@ -316,7 +316,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["shared", "independent", "federated"], default="shared",
                         help="shared: one policy for all homes; independent: one per home; federated: one per home, FedAvg every --fed-every updates")
     parser.add_argument("--fed-every", type=int, default=4, help="federated: PPO updates between FedAvg rounds (K)")
-    parser.add_argument("--fed-personal", choices=["none", "head"], default="none", help="federated: layers kept at home (head: output layers)")
+    parser.add_argument("--fed-personal", choices=["none", "head"], default="head", help="federated: layers kept at home (head: output layers)")
+    parser.add_argument("--fed-server-lr", type=float, default=2.0,
+                        help="federated: step of the averaged update (1: plain FedAvg; 2 measured best, see README; 1 under --dp-noise, which needs plain FedAvg)")
+    parser.add_argument("--fed-normalizers", choices=["local", "shared"], default="local",
+                        help="federated: keep each home's observation/return normalisers, or average them too")
     parser.add_argument("--dp-noise", type=float, default=0.0, help="federated: DP noise multiplier (0: no DP)")
     parser.add_argument("--dp-clip", type=float, default=1.0, help="federated: DP clipping norm of one update")
     parser.add_argument("--vec", choices=["core", "supersuit"], default="core", help="training VecEnv (shared mode)")
@@ -350,8 +354,10 @@ def main(argv: list[str] | None = None) -> int:
         from federated.strategy import FedSettings
         from train.independent import train_independent
 
-        fed = FedSettings(dp_noise_multiplier=args.dp_noise, dp_clipping_norm=args.dp_clip, seed=args.seed)
-        hook = PolicyFederation(args.fed_every, args.fed_personal, fed, steps_per_update=settings.n_steps * settings.scenarios)
+        fed = FedSettings(dp_noise_multiplier=args.dp_noise, dp_clipping_norm=args.dp_clip, seed=args.seed,
+                          server_learning_rate=1.0 if args.dp_noise else args.fed_server_lr)
+        hook = PolicyFederation(args.fed_every, args.fed_personal, fed, steps_per_update=settings.n_steps * settings.scenarios,
+                                share_normalizers=args.fed_normalizers == "shared")
         train_independent(community, settings, out, evaluate=not args.no_eval, after_update=hook, label="federated")
         spent = hook.strategy.privacy_spent() if hook.strategy else None
         print(f"{hook.round} FedAvg rounds; {len(hook.strategy.left_out) if hook.strategy else 0} replies left out"

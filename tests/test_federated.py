@@ -259,8 +259,8 @@ def test_flwr_run_matches_in_process_path(tmp_path):
 # --- policies: FedAvg every K PPO updates -------------------------------------------------------
 
 
-@pytest.mark.parametrize("personal", ["none", "head"])
-def test_policy_fedavg_every_update(tmp_path, personal):
+@pytest.mark.parametrize("personal, share_normalizers", [("none", True), ("head", False)])
+def test_policy_fedavg_every_update(tmp_path, personal, share_normalizers):
     from energy_env.community import build_community
     from energy_env.config import make_config
     from federated.policies import PolicyFederation
@@ -269,9 +269,12 @@ def test_policy_fedavg_every_update(tmp_path, personal):
 
     community = build_community(make_config(num_households=3, reward={"kind": "savings"}))
     settings = PPOSettings(total_timesteps=2 * 4 * 48 * 3, scenarios=4, batch_size=96, n_epochs=2, eval_every=10**9)
-    hook = PolicyFederation(every=1, personal=personal, steps_per_update=4 * 48)
+    hook = PolicyFederation(every=1, personal=personal, steps_per_update=4 * 48, share_normalizers=share_normalizers,
+                            settings=FedSettings(server_learning_rate=2.0))
     policy = train_independent(community, settings, tmp_path, evaluate=False, after_update=hook, label="federated")
     assert hook.round == 2 and hook.strategy.left_out == [] and policy.name == "ppo_federated"
+    means = [n.mean for n in policy.normalizers]
+    assert all(np.array_equal(means[0], m) for m in means[1:]) == share_normalizers
     states = [m.policy.state_dict() for m in policy.models]
     for key in states[0]:
         same = all(torch.equal(states[0][key], s[key]) for s in states[1:])

@@ -34,9 +34,9 @@ from federated.forecasters import (
     initial_arrays,
     register_dataset,
     settings_from_run_config,
-    state_of,
 )
 from federated.local_grid import DropFn, LocalGrid
+from federated.records import record_to_state
 from federated.strategy import make_strategy
 from forecasting import data as fdata
 from forecasting.evaluate import evaluate
@@ -141,7 +141,7 @@ def run_fedavg(
         })
     best = strategy.best_arrays if strategy.best_arrays is not None else result.arrays
     spent = strategy.privacy_spent()
-    return FedRun(cfg, state_of(best), strategy.best_round, state_of(result.arrays), rounds, strategy.left_out,
+    return FedRun(cfg, record_to_state(best), strategy.best_round, record_to_state(result.arrays), rounds, strategy.left_out,
                   spent.epsilon if spent else None, spent.delta if spent else None, wall, client_seconds,
                   max(1, min(workers, n)))
 

@@ -28,7 +28,7 @@ from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from energy_env.data import Dataset
-from federated.records import UNIT_WEIGHT_KEY, WEIGHT_KEY, load_shared, record_to_state, state_to_record
+from federated.records import UNIT_WEIGHT_KEY, WEIGHT_KEY, load_shared, state_to_record
 from federated.strategy import FedSettings
 from forecasting import data as fdata
 from forecasting.model import ForecasterConfig, LSTMForecaster
@@ -244,8 +244,3 @@ def fine_tune_job(
     """
     return TrainingJob(replace(cfg, max_epochs=epochs), home.padded, home.targets, home.fit_origins, home.val_origins, 0,
                        seed, init_state={k: v.clone() for k, v in global_state.items()}, keep_best=True)
-
-
-def state_of(record: ArrayRecord) -> dict[str, torch.Tensor]:
-    """A torch state dict of a global model's arrays."""
-    return record_to_state(record)

@@ -329,3 +329,13 @@ def test_server_learning_rate_scales_the_averaged_update():
     np.testing.assert_allclose(result.arrays["w"].numpy(), np.full(3, 2 * 14 / 6), rtol=1e-6)  # FedAvgM, no momentum
     with pytest.raises(ValueError, match="differential privacy needs plain FedAvg"):
         FedSettings(dp_noise_multiplier=1.0, server_momentum=0.9)
+
+
+def test_round_learning_rate_decays_to_a_tenth():
+    from federated.forecasters import round_learning_rate
+
+    cfg = {"learning-rate": 0.01, "rounds": 5}
+    rates = [round_learning_rate(cfg, r) for r in range(1, 6)]
+    assert rates[0] == pytest.approx(0.01) and rates[-1] == pytest.approx(0.001)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert round_learning_rate({**cfg, "lr-decay": False}, 5) == 0.01

@@ -7,6 +7,10 @@ so its cost is a lower bound for any controller on the same episodes (under the 
 
 from __future__ import annotations
 
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+
 import numpy as np
 
 from energy_env.community import Community
@@ -26,6 +30,10 @@ def setpoints_from_ac_kwh(battery_ac_kwh: np.ndarray, max_ac_kwh: np.ndarray) ->
     return np.where(max_ac_kwh > 0, np.clip(battery_ac_kwh / safe, -1.0, 1.0), 0.0)
 
 
+def _solve(community: Community, length: int, gap: float, time_limit_s: float | None, start: int) -> Schedule:
+    return solve_schedule(community, start, length, mip_rel_gap=gap, time_limit_s=time_limit_s)
+
+
 class OraclePolicy:
     """Replays the perfect-foresight schedule of each planned episode.
 
@@ -37,20 +45,27 @@ class OraclePolicy:
     ``time_limit_s`` caps each solve, and the schedule then reports its ``mip_gap``.
     """
 
-    def __init__(self, name: str = "oracle", mip_rel_gap: float = 1e-6, time_limit_s: float | None = 300.0) -> None:
+    def __init__(
+        self, name: str = "oracle", mip_rel_gap: float = 1e-6, time_limit_s: float | None = 300.0, workers: int = 1
+    ) -> None:
         self.name = name
         self.mip_rel_gap = mip_rel_gap
         self.time_limit_s = time_limit_s
+        self.workers = workers  # episodes solved at once, in spawned processes (> 1)
         self.schedules: list[Schedule] = []
         self._starts = np.zeros(0, dtype=np.int64)
 
     def plan(self, community: Community, starts: np.ndarray, length: int) -> list[Schedule]:
         """Solve one schedule per episode (``starts``: ``(B,)`` global start intervals)."""
         self._starts = np.asarray(starts, dtype=np.int64).reshape(-1)
-        self.schedules = [
-            solve_schedule(community, int(s), length, mip_rel_gap=self.mip_rel_gap, time_limit_s=self.time_limit_s)
-            for s in self._starts
-        ]
+        solve = partial(_solve, community, length, self.mip_rel_gap, self.time_limit_s)
+        workers = min(self.workers, len(self._starts))
+        if workers <= 1:
+            self.schedules = [solve(int(s)) for s in self._starts]
+        else:
+            # Episodes are independent MILPs; spawn, not fork (a forked HiGHS/torch process can deadlock).
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                self.schedules = list(pool.map(solve, [int(s) for s in self._starts]))
         return self.schedules
 
     def act(self, obs: np.ndarray, state: State, community: Community) -> np.ndarray:

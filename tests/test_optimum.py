@@ -241,3 +241,13 @@ def test_charge_xor_discharge_fallback_adds_binaries(community, monkeypatch):
     plain = solve_schedule(community, start, 12)
     assert s.num_binaries == plain.num_binaries + 5
     assert s.community_cost_usd == pytest.approx(plain.community_cost_usd, abs=1e-6)
+
+
+def test_oracle_solves_episodes_in_worker_processes_alike():
+    community = build_community(make_config(num_households=3, episode_length=INTERVALS_PER_DAY))
+    starts = np.array([0, 30, 60]) * INTERVALS_PER_DAY
+    one = OraclePolicy().plan(community, starts, INTERVALS_PER_DAY)
+    two = OraclePolicy(workers=2).plan(community, starts, INTERVALS_PER_DAY)
+    for a, b in zip(one, two):
+        assert a.community_cost_usd == b.community_cost_usd
+        np.testing.assert_array_equal(a.battery_ac_kwh, b.battery_ac_kwh)

@@ -4,7 +4,9 @@
     .venv/bin/python benchmarks/scale.py --quick         # shorter runs, fewer rows
     .venv/bin/python benchmarks/scale.py --json out.json
 
-Each configuration runs in a fresh subprocess, so its peak resident memory (``ru_maxrss``) is its
+``batched core (compiled)`` is the numba kernel the envs step with (:mod:`energy_env.kernel`);
+``batched core (numpy)`` and ``PettingZoo parallel, numpy core`` run the numpy definition it is
+tested against. Each configuration runs in a fresh subprocess, so its peak resident memory (``ru_maxrss``) is its
 own. Rows: the PettingZoo API (B = 1, dicts per agent) at N = 10 and 17, the batched core
 (``transition`` + ``observe``) at N = 10 ... 10,000 with B scenarios chosen so that a batch holds
 a few thousand households (which keeps its arrays in one core's cache: larger batches only add
@@ -18,7 +20,8 @@ One process on one core (numpy's element-wise operations are single-threaded).
 
 Memory: ``data MB`` is the community's arrays (load, PV, baseline costs, forecasts, prices),
 built once and shared by every scenario and env; ``step MB`` is the peak that one
-``transition`` + ``observe`` allocates (tracemalloc), which is all that grows with B; ``peak RSS``
+``transition`` + ``observe`` allocates (tracemalloc, plus the compiled kernel's output arrays, which
+numba allocates outside its view), which is all that grows with B; ``peak RSS``
 includes Python, numpy and the data set. Data sets are 28 synthetic days, so that N = 10,000
 fits in memory; the data's size is linear in N x days.
 """
@@ -45,6 +48,7 @@ EPISODE = 48
 FULL = [
     ("pettingzoo", 10, 1),
     ("pettingzoo", 17, 1),
+    ("pettingzoo_numpy", 17, 1),
     ("core", 10, 1),
     ("core", 10, 512),
     ("core", 100, 64),
@@ -54,10 +58,12 @@ FULL = [
     ("core", 1000, 32),
     ("core", 10000, 1),
     ("core", 10000, 4),
+    ("numpy_core", 1000, 8),
+    ("numpy_core", 10000, 1),
     ("sb3_vecenv", 1000, 4),
     ("gym_vector", 1000, 4),
 ]
-QUICK = [("pettingzoo", 17, 1), ("core", 100, 64), ("core", 1000, 4), ("core", 10000, 1), ("sb3_vecenv", 1000, 4)]
+QUICK = [("pettingzoo", 17, 1), ("pettingzoo_numpy", 17, 1), ("core", 100, 64), ("core", 1000, 4), ("core", 10000, 1), ("sb3_vecenv", 1000, 4)]
 
 
 def community_for(n: int):
@@ -91,7 +97,22 @@ def episode_runner(kind: str, com, n: int, b: int):
     acts = rng.uniform(-1, 1, (EPISODE, b, n))
     days = com.dataset.split_days("train")
     starts = rng.choice(days[days < DAYS - 1], b) * EPISODE
-    if kind == "core":
+    if kind == "core":  # the compiled kernel, as the envs step it
+        from energy_env.kernel import Stepper
+
+        stepper = Stepper(com.params, com.data, compiled=True)
+
+        def episode():
+            state = core.reset_state(com.params, com.data, starts, EPISODE)
+            for k in range(EPISODE):
+                state = stepper.step(state, acts[k])[0]
+
+        def one_step():
+            _, _, obs, rows = stepper.step(core.reset_state(com.params, com.data, starts, EPISODE), acts[0])
+            return obs.nbytes + rows.nbytes  # numba allocates these outside tracemalloc's view
+
+        return episode, one_step
+    if kind == "numpy_core":  # the reference definition, one numpy operation at a time
         params, data = com.params, com.data
 
         def episode():
@@ -105,10 +126,13 @@ def episode_runner(kind: str, com, n: int, b: int):
             core.observe(core.transition(state, acts[0], params, data)[0], params, data)
 
         return episode, one_step
-    if kind == "pettingzoo":
+    if kind in ("pettingzoo", "pettingzoo_numpy"):
         from energy_env.env import WattshareParallelEnv
+        from energy_env.kernel import Stepper
 
         env = WattshareParallelEnv(community=com)
+        if kind == "pettingzoo_numpy":
+            env._stepper = Stepper(com.params, com.data, compiled=False)
         steps = [{a: acts[k, 0, i : i + 1].astype(np.float32) for i, a in enumerate(env.possible_agents)} for k in range(EPISODE)]
 
         def episode():
@@ -139,7 +163,13 @@ def episode_runner(kind: str, com, n: int, b: int):
             for k in range(EPISODE):
                 step(flat[k])
 
-        return episode, lambda: step(flat[0])
+        def one_step():
+            from energy_env.kernel import NUM_ROWS
+
+            step(flat[0])  # the kernel's observation and row block are allocated outside tracemalloc
+            return venv.engine.obs.nbytes + NUM_ROWS * b * n * 8 if venv.engine.stepper.compiled else 0
+
+        return episode, one_step
     raise ValueError(f"unknown kind {kind!r}")
 
 
@@ -158,8 +188,8 @@ def measure(kind: str, n: int, b: int, seconds: float) -> dict:
         times.append((time.process_time() - c0) / EPISODE)
         walls.append((time.perf_counter() - t0) / EPISODE)
     tracemalloc.start()
-    one_step()
-    step_peak = tracemalloc.get_traced_memory()[1]
+    untraced = one_step() or 0
+    step_peak = tracemalloc.get_traced_memory()[1] + untraced
     tracemalloc.stop()
     median, best = float(np.median(times)), float(np.min(times))
     return {
@@ -180,7 +210,8 @@ def measure(kind: str, n: int, b: int, seconds: float) -> dict:
     }
 
 
-LABELS = {"pettingzoo": "PettingZoo parallel", "core": "batched core", "sb3_vecenv": "SB3 VecEnv", "gym_vector": "gymnasium VectorEnv"}
+LABELS = {"pettingzoo": "PettingZoo parallel", "pettingzoo_numpy": "PettingZoo parallel, numpy core",
+          "core": "batched core (compiled)", "numpy_core": "batched core (numpy)", "sb3_vecenv": "SB3 VecEnv", "gym_vector": "gymnasium VectorEnv"}
 
 
 def table(rows: list[dict]) -> str:

@@ -17,7 +17,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
-from energy_env import core
+from energy_env import core, kernel
 from energy_env.community import Community, build_community
 from energy_env.config import INTERVALS_PER_DAY, EnvConfig, load_config, make_config
 from energy_env.data.dataset import Dataset
@@ -52,6 +52,7 @@ SCENARIO_INFO_FIELDS = (
     "market_cleared",
 )
 _INFO_KEYS = (*INFO_FIELDS, *SCENARIO_INFO_FIELDS, "profitability_score", "power_need_signal")
+assert kernel.ROWS[: kernel.NUM_INFO_ROWS] == _INFO_KEYS  # the kernel's block is laid out for these infos
 
 
 def make_community(
@@ -133,6 +134,7 @@ class WattshareParallelEnv(ParallelEnv):
         self._obs_space = spaces.Box(low, high, (obs_dim,), np.float32)
         self._act_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
         self._state_space = spaces.Box(np.tile(low, n), np.tile(high, n), (n * obs_dim,), np.float32)
+        self._stepper = kernel.Stepper(self.params, self.data)
         self._state: core.State | None = None
         self._obs: np.ndarray | None = None
         self.np_random = np.random.default_rng()
@@ -154,7 +156,7 @@ class WattshareParallelEnv(ParallelEnv):
         start = self._episode_start(options or {})
         self._state = core.reset_state(self.params, self.data, np.array([start]), self.config.episode_length)
         self.agents = list(self.possible_agents)
-        self._obs = core.observe(self._state, self.params, self.data)[0]
+        self._obs = self._stepper.observe(self._state)[0]
         observations = {a: self._obs[i] for i, a in enumerate(self.agents)}
         # Numbers only (TorchRL and RLlib turn infos into arrays); the timestamp of an interval is
         # env.data.dataset.timestamps[interval].
@@ -177,15 +179,15 @@ class WattshareParallelEnv(ParallelEnv):
             if extra:
                 raise ValueError(f"actions for unknown agent(s) {extra[:5]}")
         act = self._action_array([actions[a] for a in self.possible_agents])
-        self._state, result = core.transition(self._state, act, self.params, self.data)
-        self._obs = core.observe(self._state, self.params, self.data)[0]
+        self._state, result, obs, rows = self._stepper.step(self._state, act)
+        self._obs = obs[0]
         done = bool(result.done[0])
         agents = self.agents
         observations = dict(zip(agents, self._obs))  # row views of one array
         rewards = dict(zip(agents, result.reward[0].tolist()))
         terminations = dict.fromkeys(agents, done)
         truncations = dict.fromkeys(agents, False)
-        infos = self._infos(result)
+        infos = self._infos(result, rows)
         if done:
             self.agents = []
         return observations, rewards, terminations, truncations, infos
@@ -203,15 +205,24 @@ class WattshareParallelEnv(ParallelEnv):
             act = np.array([np.asarray(v, dtype=np.float64).reshape(-1)[0] for v in values])
         return act.reshape(1, -1)
 
-    def _infos(self, result: core.StepResult) -> dict[str, dict]:
-        # Column lists (one tolist per field) zipped into rows: one dict(zip()) per agent.
-        columns = [getattr(result, f)[0].tolist() for f in INFO_FIELDS]
-        scenario = [repeat(getattr(result, f)[0].item()) for f in SCENARIO_INFO_FIELDS]
+    def _infos(self, result: core.StepResult, rows: np.ndarray | None) -> dict[str, dict]:
+        interval = int(self._state.t[0]) - 1  # the interval just simulated
+        if rows is not None:  # the compiled kernel's block: its first rows are the info keys
+            table = rows[: kernel.NUM_INFO_ROWS, 0, :].T.tolist()
+            infos = {}
+            for agent, values in zip(self.possible_agents, table):
+                info = {"interval": interval}
+                info.update(zip(_INFO_KEYS, values))
+                infos[agent] = info
+            return infos
+        # The numpy core: column lists (one tolist per field) zipped into rows, one dict per agent.
+        # Flags (action_out_of_box, market_cleared) as 0.0/1.0, as the kernel's block has them.
+        columns = [getattr(result, f)[0].astype(np.float64).tolist() for f in INFO_FIELDS]
+        scenario = [repeat(float(getattr(result, f)[0])) for f in SCENARIO_INFO_FIELDS]
         score = self._obs[:, -2].tolist()
         need = self._obs[:, -1].tolist()  # 1.0 GREEN, 0.0 RED (numbers, like every info value)
-        rows = zip(*columns, *scenario, score, need)
-        interval = int(self._state.t[0]) - 1  # the interval just simulated
-        return {a: {"interval": interval, **dict(zip(_INFO_KEYS, row))} for a, row in zip(self.possible_agents, rows)}
+        table = zip(*columns, *scenario, score, need)
+        return {a: {"interval": interval, **dict(zip(_INFO_KEYS, row))} for a, row in zip(self.possible_agents, table)}
 
     def state(self) -> np.ndarray:
         """Global state: every household's observation, concatenated in agent order."""

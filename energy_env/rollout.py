@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from energy_env import core
+from energy_env import core, kernel
 from energy_env.community import Community
 
 ActFn = Callable[[np.ndarray, core.State, Community], np.ndarray]
@@ -24,14 +24,15 @@ def rollout(
     tqdm bar) gets ``update(1)`` after every step.
     """
     params, data = community.params, community.data
+    stepper = kernel.Stepper(params, data)
     state = core.reset_state(params, data, np.asarray(starts), length)
+    obs = stepper.observe(state)
     steps: list[core.StepResult] = []
     observations, intervals = [], []
     for _ in range(length):
-        obs = core.observe(state, params, data)
         observations.append(obs)
         intervals.append(state.t.copy())
-        state, result = core.transition(state, act(obs, state, community), params, data)
+        state, result, obs, _ = stepper.step(state, act(obs, state, community))
         steps.append(result)
         if progress is not None:
             progress.update(1)

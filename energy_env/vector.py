@@ -26,7 +26,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env import VecEnv
 
-from energy_env import core
+from energy_env import core, kernel
 from energy_env.community import Community
 from energy_env.config import EnvConfig
 from energy_env.data.dataset import Dataset
@@ -55,6 +55,7 @@ class BatchedEpisodes:
         self.episode_length = community.config.episode_length
         self.split = split
         self.rngs = [np.random.default_rng() for _ in range(self.num_scenarios)]
+        self.stepper = kernel.Stepper(self.params, self.data)
         self.state: core.State | None = None
         self.obs: np.ndarray | None = None
 
@@ -70,7 +71,7 @@ class BatchedEpisodes:
                 self.rngs[k] = np.random.default_rng(seed)
         starts = [self._draw_start(k, opts) for k, opts in enumerate(options)]
         self.state = core.reset_state(self.params, self.data, np.array(starts), self.episode_length)
-        self.obs = core.observe(self.state, self.params, self.data)
+        self.obs = self.stepper.observe(self.state)
         return self.obs
 
     def _draw_start(self, k: int, options: dict) -> int:
@@ -83,8 +84,7 @@ class BatchedEpisodes:
             raise RuntimeError("step() called before reset()")
         if np.any(self.state.t >= self.state.end):
             raise RuntimeError("step() on a finished episode: reset the scenarios that are done first")
-        self.state, result = core.transition(self.state, actions, self.params, self.data)
-        self.obs = core.observe(self.state, self.params, self.data)
+        self.state, result, self.obs, _ = self.stepper.step(self.state, actions)
         return result
 
     def reset_scenarios(self, mask: np.ndarray) -> np.ndarray:
@@ -98,7 +98,7 @@ class BatchedEpisodes:
             self.state = fresh
         else:
             self.state = core.State(**{f.name: _put_rows(getattr(self.state, f.name), idx, getattr(fresh, f.name)) for f in fields(core.State)})
-        self.obs = core.observe(self.state, self.params, self.data)
+        self.obs = self.stepper.observe(self.state)
         return self.obs
 
 

@@ -20,8 +20,8 @@ One process on one core (numpy's element-wise operations are single-threaded).
 
 Memory: ``data MB`` is the community's arrays (load, PV, baseline costs, forecasts, prices),
 built once and shared by every scenario and env; ``step MB`` is the peak that one
-``transition`` + ``observe`` allocates (tracemalloc, plus the compiled kernel's output arrays, which
-numba allocates outside its view), which is all that grows with B; ``peak RSS``
+``transition`` + ``observe`` allocates (tracemalloc, which sees numba's allocations too), which is
+all that grows with B; ``peak RSS``
 includes Python, numpy and the data set. Data sets are 28 synthetic days, so that N = 10,000
 fits in memory; the data's size is linear in N x days.
 """
@@ -108,8 +108,7 @@ def episode_runner(kind: str, com, n: int, b: int):
                 state = stepper.step(state, acts[k])[0]
 
         def one_step():
-            _, _, obs, rows = stepper.step(core.reset_state(com.params, com.data, starts, EPISODE), acts[0])
-            return obs.nbytes + rows.nbytes  # numba allocates these outside tracemalloc's view
+            stepper.step(core.reset_state(com.params, com.data, starts, EPISODE), acts[0])
 
         return episode, one_step
     if kind == "numpy_core":  # the reference definition, one numpy operation at a time
@@ -163,13 +162,7 @@ def episode_runner(kind: str, com, n: int, b: int):
             for k in range(EPISODE):
                 step(flat[k])
 
-        def one_step():
-            from energy_env.kernel import NUM_ROWS
-
-            step(flat[0])  # the kernel's observation and row block are allocated outside tracemalloc
-            return venv.engine.obs.nbytes + NUM_ROWS * b * n * 8 if venv.engine.stepper.compiled else 0
-
-        return episode, one_step
+        return episode, lambda: step(flat[0])
     raise ValueError(f"unknown kind {kind!r}")
 
 
@@ -188,8 +181,8 @@ def measure(kind: str, n: int, b: int, seconds: float) -> dict:
         times.append((time.process_time() - c0) / EPISODE)
         walls.append((time.perf_counter() - t0) / EPISODE)
     tracemalloc.start()
-    untraced = one_step() or 0
-    step_peak = tracemalloc.get_traced_memory()[1] + untraced
+    one_step()
+    step_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     median, best = float(np.median(times)), float(np.min(times))
     return {

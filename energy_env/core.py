@@ -9,6 +9,10 @@ Three pieces, in the style of Gymnasium's functional environments:
 
 Arrays are ``(B, N)`` per household and ``(B,)`` per scenario. One step is a fixed number of numpy
 operations whatever B and N are: there is no Python loop over households or scenarios.
+
+These functions define the model. The envs step through :mod:`energy_env.kernel`, a compiled twin
+of :func:`transition` + :func:`observe` tested to return the same numbers bit for bit; a change
+here needs the same change there (``tests/test_kernel.py`` fails until both agree).
 """
 
 from __future__ import annotations

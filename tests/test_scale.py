@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from test_core_invariants import check_step
 
-from energy_env import core
+from energy_env import core, kernel
 from energy_env.community import build_community
 from energy_env.config import INTERVALS_PER_DAY, make_config
 from energy_env.data import generate_synthetic
@@ -34,19 +34,21 @@ def thousand_mixed():
 
 @pytest.mark.parametrize("fixture", ["thousand", "thousand_mixed"])
 @pytest.mark.parametrize("kind", ["uniform", "out_of_box"])
-def test_invariants_at_a_thousand_homes(request, fixture, kind):
+@pytest.mark.parametrize("compiled", [False, pytest.param(True, marks=pytest.mark.skipif(not kernel.HAVE_NUMBA, reason="no numba"))])
+def test_invariants_at_a_thousand_homes(request, fixture, kind, compiled):
     com = request.getfixturevalue(fixture)
     params, data = com.params, com.data
+    stepper = kernel.Stepper(params, data, compiled=compiled)  # the numpy core, or the kernel the envs use
     rng = np.random.default_rng(len(kind))
     starts = np.array([0, 5, 20, 33]) * INTERVALS_PER_DAY + np.array([0, 0, 17, 0])
     length = 2 * INTERVALS_PER_DAY
     state = core.reset_state(params, data, starts, length)
+    obs = stepper.observe(state)
     scale = 1.0 if kind == "uniform" else 40.0
     for _ in range(length):
-        obs = core.observe(state, params, data)
         assert obs.shape == (4, 1000, core.observation_size(params.horizon))
         assert np.isfinite(obs).all()
-        new, res = core.transition(state, rng.uniform(-scale, scale, (4, 1000)), params, data)
+        new, res, obs, _ = stepper.step(state, rng.uniform(-scale, scale, (4, 1000)))
         check_step(com, state, res)
         state = new
     assert res.done.all()

@@ -40,6 +40,7 @@ Constraints are built as sparse COO triplets with numpy, vectorised over homes a
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -83,8 +84,10 @@ class Schedule:
     solve_seconds: float
     status: str  # HiGHS's model status: "Optimal", or "Time limit reached" with a feasible schedule
     num_binaries: int
-    mip_gap: float  # HiGHS's relative gap (0 for an LP)
+    mip_gap: float  # relative gap between this schedule and lower_bound_usd (0 for an LP)
     lower_bound_usd: float  # no schedule costs less (up to the tie-break costs, < 1e-6 $/kWh)
+    bound_method: str = "highs"  # where lower_bound_usd comes from: "highs", or "lagrangian" (policies.lagrangian)
+    schedule_method: str = "highs"  # who found the schedule: HiGHS's search, or "lagrangian" (the homes' modes fixed)
 
     @property
     def length(self) -> int:
@@ -109,6 +112,7 @@ def solve_schedule(
     meter_binaries: bool = True,
     mip_rel_gap: float = 1e-6,
     time_limit_s: float | None = None,
+    lagrangian_bound: bool = True,
 ) -> Schedule:
     """Cost-minimal battery schedule of the whole community over intervals ``start .. start+length-1``.
 
@@ -121,8 +125,11 @@ def solve_schedule(
 
     With binaries (NBT summer evenings) the problem is a MILP; HiGHS stops at ``mip_rel_gap`` or
     after ``time_limit_s``. A schedule cut off by the time limit is still feasible (the replay
-    identity holds for it) and reports its gap and ``lower_bound_usd``. Raises
-    :class:`ScheduleError` naming HiGHS's model status when there is no feasible schedule.
+    identity holds for it) and reports its gap and ``lower_bound_usd``: the better of HiGHS's bound
+    and, with ``lagrangian_bound``, the bound of :mod:`policies.lagrangian` (one exact MILP per home,
+    the P2P balance priced by the LP duals; a few seconds), whose import/export modes, fixed in the
+    community's model, also give a second schedule: the cheaper one is kept. Raises :class:`ScheduleError` naming
+    HiGHS's model status when there is no feasible schedule.
     """
     params, data = community.params, community.data
     if getattr(params, "baseline_credit_usd_per_kwh", 0.0) > 0.0:
@@ -154,6 +161,16 @@ def solve_schedule(
     if extra_pairs.size:  # see the module docstring: re-solve with charge-xor-discharge binaries there
         lp = _build(params, load, pv, imp, exp, soc0, tp, meter_binaries, cd_cells=extra_pairs)
         x, status, gap, bound = _solve(lp, mip_rel_gap, time_limit_s)
+    bound_method = schedule_method = "highs"
+    if lagrangian_bound and lp.num_binaries and gap > mip_rel_gap and extra_pairs.size == 0:
+        objective = float(np.dot(lp.lp.col_cost_, x))
+        found = _lagrangian(params, load, pv, imp, exp, soc0, tp, lp, time_limit_s)
+        if found is not None:
+            if found.bound > bound:
+                bound, bound_method = found.bound, "lagrangian"
+            if found.objective < objective:
+                x, objective, schedule_method = found.x, found.objective, "lagrangian"
+            gap = max(objective - bound, 0.0) / max(abs(objective), 1e-12)  # HiGHS's definition
     seconds = time.perf_counter() - t0
 
     tn = length * n
@@ -180,13 +197,28 @@ def solve_schedule(
         num_binaries=lp.num_binaries,
         mip_gap=gap,
         lower_bound_usd=bound + tp * soc0.sum(),
+        bound_method=bound_method,
+        schedule_method=schedule_method,
     )
+
+
+def _lagrangian(params, load, pv, imp, exp, soc0, tp, model: _Model, time_limit_s):
+    """:func:`policies.lagrangian.lagrangian_round` on this model, or None where one of its models does not solve."""
+    from policies import lagrangian
+
+    try:
+        return lagrangian.lagrangian_round(params, load, pv, imp, exp, soc0, tp, model, time_limit_s)
+    except ScheduleError:
+        return None
 
 
 @dataclass
 class _Model:
     lp: highspy.HighsLp
     num_binaries: int
+    # cells (flat interval-major offsets) of the import-xor-export binaries, which come first among
+    # the binary columns (column len(BLOCKS) * T * N + j is the binary of meter_cells[j])
+    meter_cells: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def _build(params, load, pv, imp, exp, soc0, tp, meter_binaries, cd_cells=None) -> _Model:
@@ -268,6 +300,7 @@ def _build(params, load, pv, imp, exp, soc0, tp, meter_binaries, cd_cells=None) 
 
     # --- binaries: x1 <= ub1 * z, x2 <= ub2 * (1 - z)
     pairs = []
+    arb = np.zeros(0, dtype=np.int64)
     if meter_binaries:
         # export credit above the import price, at homes that can both import and export there
         arb = np.flatnonzero(((exp > imp)[:, None] & (gi_ub > 0) & (ge_ub > 0)).ravel())
@@ -309,7 +342,7 @@ def _build(params, load, pv, imp, exp, soc0, tp, meter_binaries, cd_cells=None) 
     lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = num_col, r0
     if num_bin:
         lp.integrality_ = [highspy.HighsVarType.kContinuous] * (len(BLOCKS) * tn) + [highspy.HighsVarType.kInteger] * num_bin
-    return _Model(lp, num_bin)
+    return _Model(lp, num_bin, arb)
 
 
 def _solve(model: _Model, mip_rel_gap: float, time_limit_s: float | None) -> tuple[np.ndarray, str, float, float]:

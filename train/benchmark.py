@@ -70,6 +70,12 @@ def run_policy(policy: Policy | str, community: Community, starts: np.ndarray, l
     doc["wall_seconds"] = round(seconds, 2)
     if hasattr(policy, "schedules"):  # the oracle: how close each week's MILP came to its bound
         doc["oracle_mip_gaps"] = [float(getattr(sc, "mip_gap", 0.0) or 0.0) for sc in policy.schedules]
+        doc["oracle_bounds"] = [
+            {"start_interval": int(sc.start), "status": sc.status, "mip_gap": float(sc.mip_gap),
+             "community_cost_usd": float(sc.community_cost_usd), "lower_bound_usd": float(sc.lower_bound_usd),
+             "bound_method": sc.bound_method, "schedule_method": sc.schedule_method}
+            for sc in policy.schedules
+        ]
     return PolicyRun(policy.name, traj, doc, seconds)
 
 

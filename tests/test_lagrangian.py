@@ -1,0 +1,119 @@
+"""The Lagrangian bound on the oracle: valid (never above the optimum) and tighter than the LP relaxation."""
+
+import numpy as np
+import pytest
+
+from energy_env import core
+from energy_env.community import build_community
+from energy_env.config import INTERVALS_PER_DAY, make_config
+from policies import lagrangian
+from policies import schedule_lp as lp
+from policies.schedule_lp import solve_schedule
+
+NEM3 = {"nbt_vintage": 2024, "nbt_calendar_year": 2024}  # 3.90 $/kWh on September weekday evenings
+
+
+@pytest.fixture(scope="module")
+def nem3_days():
+    com = build_community(make_config(num_households=6, tariff=NEM3))
+    start = int(np.flatnonzero(com.dataset.dates == np.datetime64("2025-09-08"))[0]) * INTERVALS_PER_DAY
+    length = 2 * INTERVALS_PER_DAY
+    params, data = com.params, com.data
+    sl = slice(start, start + length)
+    args = (params, data.load_kwh[sl].astype(float), data.pv_kwh[sl].astype(float), data.import_usd_per_kwh[sl],
+            data.export_usd_per_kwh[sl], params.battery.initial_soc_kwh,
+            float(core.terminal_price(params, data, np.array(start + length - 1))))
+    return com, start, length, args
+
+
+def test_home_params_slices_the_battery(nem3_days):
+    com = nem3_days[0]
+    one = lagrangian.home_params(com.params, 2)
+    assert one.battery.capacity_kwh.shape == (1,) and one.battery.capacity_kwh[0] == com.params.battery.capacity_kwh[2]
+    assert one.battery.usable_kwh[0] == com.params.battery.usable_kwh[2]  # derived fields recomputed
+    assert one.loss == com.params.loss
+
+
+def test_bound_lies_between_the_lp_relaxation_and_the_optimum(nem3_days):
+    com, start, length, args = nem3_days
+    t, n = args[1].shape
+    exact = solve_schedule(com, start, length, mip_rel_gap=1e-9)
+    assert exact.status == "Optimal" and exact.num_binaries > 0
+    tp_soc0 = args[6] * args[5].sum()
+    optimum = exact.lower_bound_usd - tp_soc0  # the raw objective's proven optimum
+
+    relaxed = lp._build(*args, True)
+    relaxed.lp.integrality_ = []
+    lp_bound = lp._solve(lp._Model(relaxed.lp, 0), 1e-9, None)[3]
+    prices = lagrangian.p2p_balance_duals(lp._build(*args, True), t, n)
+    assert prices.shape == (t,) and np.isfinite(prices).all()
+    bound, modes = lagrangian.home_subproblems(*args, prices)
+    assert bound <= optimum + 1e-7 * abs(optimum)  # weak duality: a valid lower bound
+    assert bound > lp_bound + 1e-3  # and a strictly better one than the LP relaxation here
+    # any prices give a valid bound, e.g. none at all (P2P free of charge between homes)
+    assert lagrangian.home_subproblems(*args, np.zeros(t))[0] <= optimum + 1e-7 * abs(optimum)
+
+    # the homes' modes: 0/1 exactly at the binary cells, NaN elsewhere; fixed, they give a schedule
+    model = lp._build(*args, True)
+    cells = np.zeros(t * n, dtype=bool)
+    cells[model.meter_cells] = True
+    assert np.isnan(modes.ravel()[~cells]).all() and set(np.unique(modes.ravel()[cells])) <= {0.0, 1.0}
+    x, objective = lagrangian.fixed_mode_schedule(model, modes)
+    assert objective >= optimum - 1e-7 * abs(optimum)  # a feasible schedule: never below the optimum
+    assert np.asarray(model.lp.col_lower_)[-1] == 0.0 and np.asarray(model.lp.col_upper_)[-1] == 1.0  # model restored
+    round_ = lagrangian.lagrangian_round(*args, model)
+    assert round_.bound == pytest.approx(bound, rel=1e-9) and round_.objective == pytest.approx(objective, rel=1e-9)
+
+
+def test_fixed_modes_of_the_optimum_give_the_optimum(nem3_days):
+    com, start, length, args = nem3_days
+    t, n = args[1].shape
+    model = lp._build(*args, True)
+    x, _, _, optimum = lp._solve(model, 1e-9, None)
+    modes = np.full((t, n), np.nan)
+    modes.ravel()[model.meter_cells] = np.round(x[len(lp.BLOCKS) * t * n :])
+    assert lagrangian.fixed_mode_schedule(model, modes)[1] == pytest.approx(optimum, rel=1e-9)
+    with pytest.raises(ValueError, match="no value for some"):
+        lagrangian.fixed_mode_schedule(model, np.full((t, n), np.nan))
+
+
+def test_schedule_reports_where_its_bound_comes_from(nem3_days):
+    com, start, length, _ = nem3_days
+    s = solve_schedule(com, start, length)
+    assert s.bound_method == "highs" and s.mip_gap <= 1e-6  # closed by HiGHS: no Lagrangian needed
+    # the bound includes the tie-break costs (1e-6 $/kWh of throughput and curtailment); the cost does not
+    tie_breaks = lp.TIE_BREAK_THROUGHPUT_USD_PER_KWH * (np.abs(s.battery_ac_kwh).sum() + s.curtailed_kwh.sum())
+    assert s.lower_bound_usd <= s.community_cost_usd + tie_breaks + 1e-9
+
+
+def test_a_stopped_search_is_completed_by_the_lagrangian_round(nem3_days, monkeypatch):
+    """As when HiGHS stops at its time limit with a poor schedule and a loose bound (simulated: all
+    meters held in import mode, and the bound lowered by $10)."""
+    com, start, length, args = nem3_days
+    exact = solve_schedule(com, start, length)
+    real_solve = lp._solve
+    n = com.num_households
+
+    def stopped_early(model, gap, time_limit):  # the first solve: the community's MILP
+        monkeypatch.setattr(lp, "_solve", real_solve)  # every later solve is real
+        _, _, _, bound = real_solve(model, gap, time_limit)
+        poor, _ = lagrangian.fixed_mode_schedule(model, np.ones((length, n)))  # every meter importing
+        return poor, "Time limit reached", 0.5, bound - 10.0
+
+    monkeypatch.setattr(lp, "_solve", stopped_early)
+    s = solve_schedule(com, start, length)
+    assert lp._solve is real_solve
+    assert s.bound_method == "lagrangian" and s.schedule_method == "lagrangian" and s.status == "Time limit reached"
+    assert exact.lower_bound_usd - 10.0 < s.lower_bound_usd <= exact.lower_bound_usd + 1e-7 * abs(exact.lower_bound_usd)
+    assert exact.community_cost_usd - 1e-6 <= s.community_cost_usd < exact.community_cost_usd + 0.05 * abs(exact.community_cost_usd)
+    assert 0.0 <= s.mip_gap < 0.5
+    assert solve_schedule(com, start, length, lagrangian_bound=False).bound_method == "highs"
+
+    # the Lagrangian schedule is the env's physics: replaying it reproduces its cost
+    from policies.optimum import OraclePolicy
+    from energy_env.rollout import rollout
+
+    oracle = OraclePolicy()
+    oracle.schedules, oracle._starts = [s], np.array([start])
+    out = rollout(com, oracle.act, np.array([start]), length)
+    assert out["cost_usd"].sum() == pytest.approx(s.community_cost_usd, rel=1e-6)

@@ -42,7 +42,9 @@ class OraclePolicy:
 
     Day-long episodes solve to optimality in about a second. Week-long episodes with many NBT
     evenings (export credit above the import price) are MILPs that HiGHS may not close quickly:
-    ``time_limit_s`` caps each solve, and the schedule then reports its ``mip_gap``.
+    ``time_limit_s`` caps HiGHS's search; a week it does not close then gets a Lagrangian round
+    (:mod:`policies.lagrangian`: a proven bound and often a cheaper schedule), and the schedule
+    reports its ``mip_gap`` to the better bound.
     """
 
     def __init__(

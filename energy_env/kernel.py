@@ -69,7 +69,12 @@ def compiled_available() -> bool:
 
 
 def _jit(fn):
-    return numba.njit(cache=True, nogil=True)(fn) if HAVE_NUMBA else fn
+    if not HAVE_NUMBA:
+        return fn
+    try:  # cache the machine code beside the module, or in numba's user-wide cache directory
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # neither is writable (numba: "no locator available"): compile per process
+        return numba.njit(cache=False, nogil=True)(fn)
 
 
 @_jit

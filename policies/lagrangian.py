@@ -11,13 +11,15 @@ How: the only constraint that couples the homes is each interval's P2P balance
 splits the problem into one MILP per home (336 intervals and a few dozen binaries for a week),
 which HiGHS solves exactly in a fraction of a second. For any prices, the sum of the homes' optimal
 costs is a lower bound on the community's optimum (weak duality); the LP relaxation's duals of the
-balance rows are good prices (a few subgradient steps from them did not raise the bound). The
-binaries are then handled exactly home by home, and only the coupling is relaxed.
+balance rows are good prices (on the September week below, :func:`maximize_dual` found no better
+ones in 18 tries). The binaries are then handled exactly home by home, and only the coupling is
+relaxed; what the bound still misses is the duality gap of that pricing.
 
 The homes' import/export modes at those prices also make a schedule: fixed in the community's
 model, they leave an LP whose optimum is feasible for the env. On the September test week of the
 17 CityLearn homes that schedule costs $0.23 less than HiGHS's best after 30 s, and the bound
-proves it within 0.28 % of the optimum, where HiGHS's own bound stays 3.7 % away.
+proves it within $0.27 of the optimum (0.28 % of the objective), where HiGHS's own bound stays
+3.7 % away. ``benchmarks/oracle_gap.py`` checks that week further.
 """
 
 from __future__ import annotations
@@ -75,22 +77,39 @@ def p2p_balance_duals(model: lp._Model, length: int, num_households: int) -> np.
     return np.asarray(h.getSolution().row_dual)[first : first + length]
 
 
+@dataclass(frozen=True)
+class HomeSolutions:
+    """Each home's exact MILP at one set of P2P prices (see :func:`home_subproblems`)."""
+
+    bound: float  # sum of home_bounds: a lower bound on the community model's objective
+    home_bounds: np.ndarray  # (N,) each home's proven optimum of its priced problem
+    modes: np.ndarray  # (T, N) import mode: 1.0 importing, 0.0 exporting, NaN where no binary
+    p2p_net_kwh: np.ndarray  # (T, N) received - (1 - loss) * sent: the home's share of the relaxed rows
+
+
 def home_subproblems(
     params, load: np.ndarray, pv: np.ndarray, imp: np.ndarray, exp: np.ndarray, soc0: np.ndarray, tp: float,
-    prices: np.ndarray, time_limit_s: float | None = None,
-) -> tuple[float, np.ndarray]:
+    prices: np.ndarray, time_limit_s: float | None = None, cap_p2p: bool = False,
+) -> HomeSolutions:
     """Solve each home's MILP with the P2P balance priced at ``prices``.
 
-    Returns the Lagrangian bound on the community model's objective (no constant) and each cell's
-    import mode ``(T, N)``: 1.0 importing, 0.0 exporting, NaN where the cell has no binary.
     ``prices`` follow HiGHS's convention (objective ``c - A^T y``): received energy costs ``-y_t``
     per kWh and sent energy earns ``-(1 - loss) y_t``. Each home contributes its proven bound (its
-    optimum, or HiGHS's bound if ``time_limit_s`` cuts it off).
+    optimum, or HiGHS's bound if ``time_limit_s`` cuts it off); their sum is the Lagrangian bound
+    (weak duality).
+
+    With ``cap_p2p`` a home sends at most its largest net surplus and receives at most its largest
+    net need per interval. Some optimal community schedule keeps to these caps (energy passed on
+    through a home, or received and exported, only loses the 5 %: the sender could export it
+    itself at the same credit), so the bound stays valid; without them, prices away from the LP
+    duals can make sending and receiving at once pay without limit (an unbounded home).
     """
     t, n = load.shape
     keep = 1.0 - params.loss
-    total = 0.0
+    home_bounds = np.zeros(n)
     modes = np.full((t, n), np.nan)
+    p2p_net = np.zeros((t, n))
+    block = lambda b: slice(b * t, (b + 1) * t)  # noqa: E731 - a block of the one-home model
     for k in range(n):
         model = lp._build(home_params(params, k), load[:, [k]], pv[:, [k]], imp, exp, soc0[[k]], tp, True)
         # The home's own P2P row is the coupling row restricted to it: free it, price its flows.
@@ -98,37 +117,47 @@ def home_subproblems(
         rows = slice(_P2P_ROW_BLOCK * t, _P2P_ROW_BLOCK * t + t)
         lower[rows], upper[rows] = -np.inf, np.inf
         model.lp.row_lower_, model.lp.row_upper_ = lower, upper
+        if cap_p2p:
+            col_upper = np.asarray(model.lp.col_upper_).copy()
+            need = np.maximum(load[:, k] - pv[:, k] + col_upper[block(lp._C)] + col_upper[block(lp._U)], 0.0)
+            surplus = np.maximum(pv[:, k] - load[:, k] + col_upper[block(lp._D)], 0.0)
+            col_upper[block(lp._R)] = np.minimum(col_upper[block(lp._R)], need)
+            col_upper[block(lp._S)] = np.minimum(col_upper[block(lp._S)], surplus)
+            model.lp.col_upper_ = col_upper
         cost = np.asarray(model.lp.col_cost_).copy()
-        cost[lp._R * t : (lp._R + 1) * t] -= prices
-        cost[lp._S * t : (lp._S + 1) * t] += keep * prices
+        cost[block(lp._R)] -= prices
+        cost[block(lp._S)] += keep * prices
         model.lp.col_cost_ = cost
-        x, _, _, bound = lp._solve(model, 1e-9, time_limit_s)
-        total += bound
+        x, _, _, home_bounds[k] = lp._solve(model, 1e-9, time_limit_s)
         first_z = len(lp.BLOCKS) * t
         modes[model.meter_cells, k] = np.round(x[first_z : first_z + model.meter_cells.size])
-    return float(total), modes
+        p2p_net[:, k] = x[block(lp._R)] - keep * x[block(lp._S)]
+    return HomeSolutions(float(home_bounds.sum()), home_bounds, modes, p2p_net)
 
 
-def fixed_mode_schedule(model: lp._Model, modes: np.ndarray, time_limit_s: float | None = None) -> tuple[np.ndarray, float]:
+def fixed_mode_schedule(
+    model: lp._Model, modes: np.ndarray, time_limit_s: float | None = None
+) -> tuple[np.ndarray, float, float]:
     """The community model's optimum with its import-xor-export binaries fixed to ``modes`` ``(T, N)``.
 
-    An LP once the binaries are fixed; returns its columns and objective. ``model`` is left as it was.
+    Cells where ``modes`` is NaN keep their binary: the model is then a smaller MILP (a
+    neighbourhood of a schedule), otherwise an LP. Returns the columns, the objective and its
+    proven lower bound (equal to the objective once solved to optimality). ``model`` is left as it was.
     """
     if model.num_binaries != model.meter_cells.size:
         raise ValueError("fixed_mode_schedule fixes the meter binaries only; this model has others too")
     z = modes.ravel()[model.meter_cells]
-    if np.isnan(z).any():
-        raise ValueError("modes has no value for some of the model's binary cells")
+    fixed = ~np.isnan(z)
     first_z = model.lp.num_col_ - model.num_binaries
     lower, upper = np.asarray(model.lp.col_lower_), np.asarray(model.lp.col_upper_)
     fixed_lo, fixed_hi = lower.copy(), upper.copy()
-    fixed_lo[first_z:] = fixed_hi[first_z:] = z
+    fixed_lo[first_z:][fixed] = fixed_hi[first_z:][fixed] = z[fixed]
     model.lp.col_lower_, model.lp.col_upper_ = fixed_lo, fixed_hi
     try:
-        x, _, _, objective = lp._solve(model, 1e-9, time_limit_s)
+        x, _, _, bound = lp._solve(model, 1e-9, time_limit_s)
     finally:
         model.lp.col_lower_, model.lp.col_upper_ = lower, upper
-    return x, float(objective)
+    return x, float(np.dot(model.lp.col_cost_, x)), float(bound)
 
 
 def lagrangian_round(
@@ -142,8 +171,74 @@ def lagrangian_round(
     """
     t, n = load.shape
     prices = p2p_balance_duals(model, t, n)
-    bound, modes = home_subproblems(params, load, pv, imp, exp, soc0, tp, prices, time_limit_s)
-    x, objective = fixed_mode_schedule(model, modes, time_limit_s)
+    homes = home_subproblems(params, load, pv, imp, exp, soc0, tp, prices, time_limit_s)
+    x, objective, _ = fixed_mode_schedule(model, homes.modes, time_limit_s)
     if lp._simultaneous_cells(x, t * n).size:
         x, objective = None, np.inf
-    return LagrangianRound(bound, x, objective, prices)
+    return LagrangianRound(homes.bound, x, objective, prices)
+
+
+@dataclass(frozen=True)
+class DualAscent:
+    """The Lagrangian bound maximised over the P2P prices (see :func:`maximize_dual`)."""
+
+    bound: float  # the best bound found: a valid lower bound on the community model's objective
+    prices_usd_per_kwh: np.ndarray  # (T,) where it was found
+    bounds: tuple[float, ...]  # the bound at every evaluated price vector, in order
+    promise: float  # how much more the cutting-plane model still promised within its box at the end
+
+
+def maximize_dual(
+    params, load: np.ndarray, pv: np.ndarray, imp: np.ndarray, exp: np.ndarray, soc0: np.ndarray, tp: float,
+    prices0: np.ndarray, evaluations: int = 20, box_usd_per_kwh: float = 0.005, rel_tol: float = 1e-7,
+    time_limit_s: float | None = None,
+) -> DualAscent:
+    """Search for P2P prices with a higher Lagrangian bound than ``prices0``: box-step cutting planes.
+
+    The bound is a concave, piecewise-linear function of the prices. Each evaluation (one MILP per
+    home, :func:`home_subproblems` with ``cap_p2p``) gives its value and, from the homes' P2P flows,
+    a supergradient; the cutting-plane model they make is maximised within a box around the best
+    prices so far (a proximal bundle method). The box grows after a step that raised the bound and
+    shrinks after one that did not. Stops after ``evaluations`` or when the model promises less
+    than ``rel_tol`` (relative) more within its box. Costs one :func:`home_subproblems` per
+    evaluation: meant for checking how good a bound is (``benchmarks/oracle_gap.py``), not for
+    every oracle solve.
+    """
+    t, n = load.shape
+    master = highspy.Highs()
+    master.setOptionValue("output_flag", False)
+    inf = highspy.kHighsInf
+    center = np.asarray(prices0, dtype=np.float64).copy()
+    none_i, none_v = np.zeros(0, dtype=np.int32), np.zeros(0)
+    for j in range(t):  # columns: the prices y_t, then one epigraph variable theta_k per home
+        master.addCol(0.0, center[j] - box_usd_per_kwh, center[j] + box_usd_per_kwh, 0, none_i, none_v)
+    for _ in range(n):
+        master.addCol(-1.0, -inf, inf, 0, none_i, none_v)  # maximise sum theta
+
+    def evaluate(prices: np.ndarray) -> float:
+        homes = home_subproblems(params, load, pv, imp, exp, soc0, tp, prices, time_limit_s, cap_p2p=True)
+        for k in range(n):  # theta_k <= bound_k + (prices - y) . a_k, a_k the home's P2P flows
+            a = homes.p2p_net_kwh[:, k]
+            index = np.append(np.arange(t), t + k).astype(np.int32)
+            master.addRow(-inf, homes.home_bounds[k] + float(prices @ a), t + 1, index, np.append(a, 1.0))
+        return homes.bound
+
+    best = evaluate(center)
+    bounds, box, promise = [best], box_usd_per_kwh, np.inf
+    while len(bounds) < evaluations:
+        master.changeColsBounds(t, np.arange(t, dtype=np.int32), center - box, center + box)
+        master.run()
+        if master.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            raise lp.ScheduleError(f"the cutting-plane model did not solve: {master.modelStatusToString(master.getModelStatus())}")
+        predicted = -master.getInfo().objective_function_value
+        promise = predicted - best
+        if promise <= rel_tol * abs(best):
+            break
+        trial = np.asarray(master.getSolution().col_value)[:t]
+        value = evaluate(trial)
+        bounds.append(value)
+        if value > best + 0.1 * promise:  # a step worth taking: move the box there, widen it
+            center, best, box = trial, value, box * 1.5
+        else:  # the model was too optimistic this far out: its new cuts stay, the box narrows
+            box *= 0.6
+    return DualAscent(best, center, tuple(bounds), float(promise))

@@ -47,18 +47,24 @@ def test_bound_lies_between_the_lp_relaxation_and_the_optimum(nem3_days):
     lp_bound = lp._solve(lp._Model(relaxed.lp, 0), 1e-9, None)[3]
     prices = lagrangian.p2p_balance_duals(lp._build(*args, True), t, n)
     assert prices.shape == (t,) and np.isfinite(prices).all()
-    bound, modes = lagrangian.home_subproblems(*args, prices)
+    homes = lagrangian.home_subproblems(*args, prices)
+    bound, modes = homes.bound, homes.modes
     assert bound <= optimum + 1e-7 * abs(optimum)  # weak duality: a valid lower bound
     assert bound > lp_bound + 1e-3  # and a strictly better one than the LP relaxation here
+    assert bound == pytest.approx(homes.home_bounds.sum(), rel=1e-12) and homes.p2p_net_kwh.shape == (t, n)
     # any prices give a valid bound, e.g. none at all (P2P free of charge between homes)
-    assert lagrangian.home_subproblems(*args, np.zeros(t))[0] <= optimum + 1e-7 * abs(optimum)
+    assert lagrangian.home_subproblems(*args, np.zeros(t)).bound <= optimum + 1e-7 * abs(optimum)
+    # capping each home's P2P flows at its largest net surplus/need keeps the bound valid, and
+    # never lowers it (a smaller feasible set per home)
+    capped = lagrangian.home_subproblems(*args, prices, cap_p2p=True).bound
+    assert bound - 1e-7 * abs(bound) <= capped <= optimum + 1e-7 * abs(optimum)
 
     # the homes' modes: 0/1 exactly at the binary cells, NaN elsewhere; fixed, they give a schedule
     model = lp._build(*args, True)
     cells = np.zeros(t * n, dtype=bool)
     cells[model.meter_cells] = True
     assert np.isnan(modes.ravel()[~cells]).all() and set(np.unique(modes.ravel()[cells])) <= {0.0, 1.0}
-    x, objective = lagrangian.fixed_mode_schedule(model, modes)
+    x, objective, _ = lagrangian.fixed_mode_schedule(model, modes)
     assert objective >= optimum - 1e-7 * abs(optimum)  # a feasible schedule: never below the optimum
     assert np.asarray(model.lp.col_lower_)[-1] == 0.0 and np.asarray(model.lp.col_upper_)[-1] == 1.0  # model restored
     round_ = lagrangian.lagrangian_round(*args, model)
@@ -73,8 +79,36 @@ def test_fixed_modes_of_the_optimum_give_the_optimum(nem3_days):
     modes = np.full((t, n), np.nan)
     modes.ravel()[model.meter_cells] = np.round(x[len(lp.BLOCKS) * t * n :])
     assert lagrangian.fixed_mode_schedule(model, modes)[1] == pytest.approx(optimum, rel=1e-9)
-    with pytest.raises(ValueError, match="no value for some"):
-        lagrangian.fixed_mode_schedule(model, np.full((t, n), np.nan))
+
+
+def test_free_cells_make_a_neighbourhood_that_is_solved_exactly(nem3_days):
+    com, start, length, args = nem3_days
+    t, n = args[1].shape
+    model = lp._build(*args, True)
+    _, _, _, optimum = lp._solve(model, 1e-9, None)
+    importing = np.ones((t, n))  # every meter held in import mode: a poor schedule
+    poor = lagrangian.fixed_mode_schedule(model, importing)[1]
+    assert poor > optimum + 1e-3
+    first_day = importing.copy()
+    first_day[: t // 2] = np.nan  # the first day's binaries free again
+    _, better, bound = lagrangian.fixed_mode_schedule(model, first_day)
+    assert optimum - 1e-7 * abs(optimum) <= better < poor and bound == pytest.approx(better, rel=1e-7)
+    # every cell free: the community's MILP itself
+    assert lagrangian.fixed_mode_schedule(model, np.full((t, n), np.nan))[1] == pytest.approx(optimum, rel=1e-7)
+
+
+def test_dual_ascent_never_lowers_the_bound_and_stays_valid(nem3_days):
+    com, start, length, args = nem3_days
+    t, n = args[1].shape
+    optimum = lp._solve(lp._build(*args, True), 1e-9, None)[3]
+    # start far from good prices (P2P free of charge) so that there is something to climb
+    start_prices = np.zeros(t)
+    first = lagrangian.home_subproblems(*args, start_prices, cap_p2p=True).bound
+    ascent = lagrangian.maximize_dual(*args, start_prices, evaluations=6, box_usd_per_kwh=0.05)
+    assert ascent.bounds[0] == pytest.approx(first, rel=1e-12) and len(ascent.bounds) <= 6
+    assert ascent.bound == max(ascent.bounds) and ascent.bound > first + 1e-3
+    assert ascent.bound <= optimum + 1e-7 * abs(optimum)  # still weak duality
+    assert ascent.prices_usd_per_kwh.shape == (t,) and ascent.promise >= 0.0
 
 
 def test_schedule_reports_where_its_bound_comes_from(nem3_days):
@@ -97,7 +131,7 @@ def test_a_stopped_search_is_completed_by_the_lagrangian_round(nem3_days, monkey
     def stopped_early(model, gap, time_limit):  # the first solve: the community's MILP
         monkeypatch.setattr(lp, "_solve", real_solve)  # every later solve is real
         _, _, _, bound = real_solve(model, gap, time_limit)
-        poor, _ = lagrangian.fixed_mode_schedule(model, np.ones((length, n)))  # every meter importing
+        poor, _, _ = lagrangian.fixed_mode_schedule(model, np.ones((length, n)))  # every meter importing
         return poor, "Time limit reached", 0.5, bound - 10.0
 
     monkeypatch.setattr(lp, "_solve", stopped_early)

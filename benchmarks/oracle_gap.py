@@ -1,6 +1,6 @@
 """How far from optimal is an oracle week that is not proven optimal? Two checks beyond its own bound.
 
-    .venv/bin/python benchmarks/oracle_gap.py [--citylearn PATH] [--month 9] [--evaluations 20]
+    .venv/bin/python benchmarks/oracle_gap.py [--citylearn PATH | --synthetic] [--month 9] [--evaluations 20]
 
 For one test week (default: September's, the one week of the 17 CityLearn 2022 homes whose oracle
 schedule is not proven optimal; faulty homes included, as in ``oracle_timing.py``):
@@ -15,7 +15,8 @@ schedule is not proven optimal; faulty homes included, as in ``oracle_timing.py`
    4 homes over the whole week. Each neighbourhood is a MILP HiGHS proves optimal.
 
 Figures are in $ of the week's community cost (the model's objective, tie-break costs of 1e-6 $/kWh
-included). Skipped with a message if the data folder is absent.
+included). ``--synthetic`` checks the default synthetic community (10 homes) instead. Skipped with a
+message if the CityLearn folder is absent.
 """
 
 from __future__ import annotations
@@ -44,15 +45,19 @@ EXPORTING_TOL_KWH = 1e-7
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--citylearn", type=Path, default=DEFAULT_CITYLEARN)
+    parser.add_argument("--synthetic", action="store_true", help="the default synthetic community instead")
     parser.add_argument("--month", type=int, default=9, help="the test week of this month (default 9)")
     parser.add_argument("--evaluations", type=int, default=20, help="price vectors tried by the dual ascent")
     parser.add_argument("--home-groups", type=int, default=6, help="random groups of 4 homes re-solved")
     args = parser.parse_args(argv)
-    if not (args.citylearn / "schema.json").exists():
+    if args.synthetic:
+        community = build_community(make_config())
+    elif not (args.citylearn / "schema.json").exists():
         print(f"CityLearn data not found at {args.citylearn}: skipped")
         return
-    cfg = make_config(num_households=17, data={"source": "citylearn", "path": str(args.citylearn), "include_faulty": True})
-    community = build_community(cfg)
+    else:
+        cfg = make_config(num_households=17, data={"source": "citylearn", "path": str(args.citylearn), "include_faulty": True})
+        community = build_community(cfg)
     ds, params, data = community.dataset, community.params, community.data
     starts = [s for s in month_test_week_starts(community) if ds.timestamps[s].month == args.month]
     if not starts:
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     constant = tp * soc0.sum()  # the model's objective leaves out the terminal settlement of soc0
     t, n = load.shape
 
-    print(f"{ds.timestamps[start]:%Y-%m-%d} test week, {n} CityLearn homes, {data.pricing_description}")
+    print(f"{ds.timestamps[start]:%Y-%m-%d} test week, {n} homes of {ds.name}, {data.pricing_description}")
     wall = time.perf_counter()
     s = lp.solve_schedule(community, start, WEEK, time_limit_s=ORACLE_TIME_LIMIT_S)
     model = lp._build(*week, True)

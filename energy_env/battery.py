@@ -65,8 +65,8 @@ def ac_bounds(
     load_kwh: np.ndarray,
     pv_kwh: np.ndarray,
     params: BatteryParams,
-    import_limit_kwh: float,
-    export_limit_kwh: float,
+    import_limit_kwh: float | np.ndarray,
+    export_limit_kwh: float | np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Feasible AC battery energy ``[lo, hi]`` (``lo <= 0 <= hi``) for this interval.
 

@@ -6,14 +6,16 @@ Loading a year of data and precomputing prices and forecasts happens once per di
 
 from __future__ import annotations
 
+import calendar
 import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-from energy_env.config import EnvConfig
+from energy_env.config import INTERVALS_PER_DAY, EnvConfig
 from energy_env.core import CommunityData, CommunityParams, build_data, build_params
 from energy_env.data import Dataset, load_dataset
 from energy_env.forecast import ForecastProvider
+from energy_env.memory import check_memory
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,8 @@ def build_community(
     if dataset is None and provider is None:
         return _cached(json.dumps(config.model_dump(mode="json"), sort_keys=True))
     if dataset is None:
-        dataset = load_dataset(config.data, config.num_households, config.seed, config.database)
+        dataset = _load(config)
+    check_memory(dataset.num_intervals, dataset.num_households)
     if dataset.num_households != config.num_households:
         config = config.model_copy(update={"num_households": dataset.num_households})
     return Community(config, build_params(config, dataset.num_households), build_data(config, dataset, provider))
@@ -52,5 +55,14 @@ def build_community(
 @lru_cache(maxsize=16)
 def _cached(config_json: str) -> Community:
     config = EnvConfig.model_validate_json(config_json)
-    dataset = load_dataset(config.data, config.num_households, config.seed, config.database)
+    dataset = _load(config)
+    check_memory(dataset.num_intervals, dataset.num_households)
     return Community(config, build_params(config, dataset.num_households), build_data(config, dataset))
+
+
+def _load(config: EnvConfig) -> Dataset:
+    """The config's data set; a synthetic one is checked against the memory before it is generated."""
+    if config.data.source == "synthetic":
+        days = 366 if calendar.isleap(config.data.year) else 365
+        check_memory(days * INTERVALS_PER_DAY, config.num_households)
+    return load_dataset(config.data, config.num_households, config.seed, config.database)

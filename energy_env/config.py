@@ -11,10 +11,11 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
+import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 INTERVAL_HOURS = 0.5  # every energy in the package is kWh per 30-minute interval
 INTERVALS_PER_DAY = 48
@@ -25,13 +26,47 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False, validate_assignment=True, frozen=True)
+    # strict: no "5" for an int, 1 for a bool or "1.5" for a float (ints are accepted as floats);
+    # allow_inf_nan=False: every float is finite (NaN or inf would end in NaN rewards).
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_assignment=True, frozen=True)
+
+
+def _as_list(value: Any) -> Any:
+    """Tuples and numpy arrays given for a list field, as lists (strict mode takes only lists)."""
+    if isinstance(value, (tuple, np.ndarray)):
+        return value.tolist() if isinstance(value, np.ndarray) else list(value)
+    return value
+
+
+def _as_python_int(value: Any) -> Any:
+    """A numpy integer as a Python int (strict mode takes only ``int``); anything else unchanged."""
+    return int(value) if isinstance(value, np.integer) else value
+
+
+Int = Annotated[int, BeforeValidator(_as_python_int)]
+FloatOrList = Annotated[float | list[float], BeforeValidator(_as_list)]
+IntList = Annotated[list[Int], BeforeValidator(_as_list)]
+StrList = Annotated[list[str], BeforeValidator(_as_list)]
+LocalDate = Annotated[dt.date, Field(strict=False)]  # "2025-01-01" from YAML, JSON or a flag
+
+
+def _per_household(v: float | list[float], minimum: float, strict_minimum: bool) -> float | list[float]:
+    """Check a scalar-or-per-household value against its lower bound, naming the bad entry."""
+    values = v if isinstance(v, list) else [v]
+    if not values:
+        raise ValueError("must not be an empty list")
+    for i, c in enumerate(values):
+        ok = c > minimum if strict_minimum else c >= minimum
+        if not ok:
+            where = f"[{i}] " if isinstance(v, list) else ""
+            raise ValueError(f"{where}must be a finite number {'>' if strict_minimum else '>='} {minimum:g}, got {c}")
+    return v
 
 
 class BatteryConfig(_Strict):
     """Home battery (defaults: a Tesla Powerwall 2 class unit, as in the proof of concept)."""
 
-    capacity_kwh: float | list[float] = Field(
+    capacity_kwh: FloatOrList = Field(
         13.5, description="Nameplate capacity; a list gives one value per household, 0 = no battery."
     )
     soc_min_fraction: float = Field(0.1, ge=0.0, le=1.0)
@@ -47,14 +82,7 @@ class BatteryConfig(_Strict):
     @field_validator("capacity_kwh")
     @classmethod
     def _capacity_non_negative(cls, v: float | list[float]) -> float | list[float]:
-        values = v if isinstance(v, list) else [v]
-        if not values:
-            raise ValueError("must not be an empty list")
-        for i, c in enumerate(values):
-            if not c >= 0.0 or c != c or c == float("inf"):
-                where = f"[{i}] " if isinstance(v, list) else ""
-                raise ValueError(f"{where}must be a finite number >= 0, got {c}")
-        return v
+        return _per_household(v, 0.0, strict_minimum=False)
 
     @model_validator(mode="after")
     def _soc_bounds_ordered(self) -> "BatteryConfig":
@@ -72,10 +100,30 @@ class BatteryConfig(_Strict):
 
 
 class GridConfig(_Strict):
-    """Per-household limits on the meter's net position, kWh per 30-minute interval."""
+    """Per-household limits on the meter's net position, kWh per 30-minute interval.
 
-    import_limit_kwh: float = Field(10.0, gt=0.0)
-    export_limit_kwh: float = Field(4.0, ge=0.0)
+    Each limit is one value for every home or a list with one value per home (service limits
+    differ). A home whose load exceeds PV plus its import limit cannot be served by any battery
+    action: by default such data are refused naming the home and interval; ``over_limit:
+    unserved`` runs them anyway, shedding the excess before the battery acts and counting it as
+    ``unserved_kwh`` in infos and results (the same for every policy, baseline included).
+    """
+
+    import_limit_kwh: FloatOrList = Field(10.0, description="Largest draw from the grid; a list: one per household.")
+    export_limit_kwh: FloatOrList = Field(4.0, description="Largest feed-in; a list: one per household.")
+    over_limit: Literal["error", "unserved"] = Field(
+        "error", description="Load above PV + import limit: error (refuse the data) or unserved (shed and count it)."
+    )
+
+    @field_validator("import_limit_kwh")
+    @classmethod
+    def _import_positive(cls, v: float | list[float]) -> float | list[float]:
+        return _per_household(v, 0.0, strict_minimum=True)
+
+    @field_validator("export_limit_kwh")
+    @classmethod
+    def _export_non_negative(cls, v: float | list[float]) -> float | list[float]:
+        return _per_household(v, 0.0, strict_minimum=False)
 
 
 class MarketConfig(_Strict):
@@ -105,7 +153,7 @@ class WholesaleConfig(_Strict):
         "exact", description="exact: prices of the data set's own dates; calendar: same month, day and time of the series' year."
     )
     gap_fill: GapFill = Field("interpolate", description="How missing half hours are filled (the shared CAISO file lacks 00:00-09:00).")
-    max_gap_intervals: int | None = Field(None, ge=1, description="Longest gap (half hours) the rule may fill; None = any.")
+    max_gap_intervals: Int | None = Field(None, ge=1, description="Longest gap (half hours) the rule may fill; None = any.")
     multiplier: float = Field(1.0, gt=0.0)
     adder_usd_per_kwh: float | None = Field(
         None, description="Added to multiplier x wholesale; None = calibrated so the mean import price equals E-TOU-C's."
@@ -161,15 +209,15 @@ class DataConfig(_Strict):
     path: str | None = Field(
         None, description="Folder of a CityLearn data set (schema.json, Building_N.csv), or a CSV / Parquet file (source 'file')."
     )
-    year: int = Field(2025, ge=1990, le=2100, description="Calendar year of the synthetic data set.")
+    year: Int = Field(2025, ge=1990, le=2100, description="Calendar year of the synthetic data set.")
     include_faulty: bool = Field(False, description="Keep homes the loader flags as faulty.")
-    buildings: list[int] | None = Field(None, description="CityLearn building numbers to load (None = all kept).")
+    buildings: IntList | None = Field(None, description="CityLearn building numbers to load (None = all kept).")
     table: str = Field("consumption", description="Consumption table (source postgres / supabase).")
-    households: list[str] | None = Field(None, description="Household ids to load, in order (None = the first num_households).")
-    start_date: dt.date | None = Field(None, description="First local date to load (file / postgres / supabase).")
-    end_date: dt.date | None = Field(None, description="Last local date to load, inclusive.")
+    households: StrList | None = Field(None, description="Household ids to load, in order (None = the first num_households).")
+    start_date: LocalDate | None = Field(None, description="First local date to load (file / postgres / supabase).")
+    end_date: LocalDate | None = Field(None, description="Last local date to load, inclusive.")
     gap_fill: GapFill = Field("none", description="How missing half hours are filled; none = refuse data with gaps.")
-    max_gap_intervals: int | None = Field(None, ge=1, description="Longest gap (half hours) the rule may fill; None = any.")
+    max_gap_intervals: Int | None = Field(None, ge=1, description="Longest gap (half hours) the rule may fill; None = any.")
     resolution_minutes: Literal[5, 10, 15, 30, 60] | None = Field(None, description="Input interval length; None = detected.")
 
     @model_validator(mode="after")
@@ -189,14 +237,14 @@ class DatabaseConfig(_Strict):
     dsn_env: str = Field("WATTSHARE_PG_DSN", description="Environment variable holding the PostgreSQL DSN.")
     env_file: str | None = Field(".env", description="A .env file read after the environment (SUPABASE_URL, SUPABASE_KEY, the DSN).")
     db_schema: str = Field("public", description="Database schema of the tables.")
-    page_rows: int = Field(1000, ge=1, description="Rows per request / fetch.")
+    page_rows: Int = Field(1000, ge=1, description="Rows per request / fetch.")
 
 
 class ForecastConfig(_Strict):
     """Where the households' forecasts (observations, the coordinator's price estimate) come from."""
 
     provider: Literal["perfect", "persistence", "seasonal_persistence", "seasonal_mean", "lstm"] = "persistence"
-    horizon: int = Field(6, ge=1, le=48)
+    horizon: Int = Field(6, ge=1, le=48)
     checkpoint: str | None = Field(
         None, description="LSTM checkpoint (provider 'lstm'); None = data/checkpoints/forecasters/<data set>/."
     )
@@ -211,9 +259,9 @@ class RewardConfig(_Strict):
 class EnvConfig(_Strict):
     """Everything a community simulation needs; see config/config.yaml."""
 
-    num_households: int = Field(10, ge=1)
-    seed: int = 0
-    episode_length: int = Field(48, ge=1, description="Intervals per episode (48 = one day).")
+    num_households: Int = Field(10, ge=1)
+    seed: Int = Field(0, ge=0, description="Seed of the synthetic data and the envs' episode draws.")
+    episode_length: Int = Field(48, ge=1, description="Intervals per episode (48 = one day).")
     battery: BatteryConfig = BatteryConfig()
     grid: GridConfig = GridConfig()
     market: MarketConfig = MarketConfig()
@@ -224,12 +272,14 @@ class EnvConfig(_Strict):
     reward: RewardConfig = RewardConfig()
 
     @model_validator(mode="after")
-    def _capacity_list_matches(self) -> "EnvConfig":
-        cap = self.battery.capacity_kwh
-        if isinstance(cap, list) and len(cap) != self.num_households:
-            raise ValueError(
-                f"battery.capacity_kwh has {len(cap)} values but num_households is {self.num_households}"
-            )
+    def _per_household_lists_match(self) -> "EnvConfig":
+        for key, value in (
+            ("battery.capacity_kwh", self.battery.capacity_kwh),
+            ("grid.import_limit_kwh", self.grid.import_limit_kwh),
+            ("grid.export_limit_kwh", self.grid.export_limit_kwh),
+        ):
+            if isinstance(value, list) and len(value) != self.num_households:
+                raise ValueError(f"{key} has {len(value)} values but num_households is {self.num_households}")
         return self
 
 

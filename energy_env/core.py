@@ -17,6 +17,7 @@ here needs the same change there (``tests/test_kernel.py`` fails until both agre
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -35,8 +36,8 @@ class CommunityParams:
     """Static parameters of a community."""
 
     battery: bat.BatteryParams
-    import_limit_kwh: float
-    export_limit_kwh: float
+    import_limit_kwh: np.ndarray  # (N,) per household
+    export_limit_kwh: np.ndarray  # (N,)
     mechanism: str
     loss: float
     reward_kind: str
@@ -50,8 +51,8 @@ class CommunityParams:
 class CommunityData:
     """Per-data-set arrays, computed once and shared (read-only) by every env and scenario."""
 
-    dataset: Dataset
-    load_kwh: np.ndarray  # (T, N)
+    dataset: Dataset  # with load_kwh as served (see unserved_kwh)
+    load_kwh: np.ndarray  # (T, N) served load: the data set's load less unserved_kwh
     pv_kwh: np.ndarray  # (T, N)
     import_usd_per_kwh: np.ndarray  # (T,)
     export_usd_per_kwh: np.ndarray  # (T,)
@@ -74,6 +75,9 @@ class CommunityData:
     # (T, 11 + 2 H) float32: the observation's per-scenario columns of each interval, derived from
     # the arrays above once (scenario_observation_table); the three taken from the state are 0
     scenario_obs: np.ndarray
+    # (T, N): load above PV + import limit, shed before the battery acts (grid.over_limit:
+    # unserved); a zero-strided view of 0.0 when there is none
+    unserved_kwh: np.ndarray
 
 
 TIME_FEATURES = ("time_of_day_sin", "time_of_day_cos", "day_of_year_sin", "day_of_year_cos", "is_weekend", "is_peak")
@@ -124,6 +128,7 @@ class StepResult:
     sdr: np.ndarray
     market_cleared: np.ndarray
     done: np.ndarray
+    unserved_kwh: np.ndarray  # load shed because it exceeds PV + the import limit (0 unless opted in)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,8 +139,8 @@ def build_params(cfg: EnvConfig, num_households: int) -> CommunityParams:
     """Static parameters from a config."""
     return CommunityParams(
         battery=bat.battery_params(cfg.battery, num_households),
-        import_limit_kwh=cfg.grid.import_limit_kwh,
-        export_limit_kwh=cfg.grid.export_limit_kwh,
+        import_limit_kwh=grid.per_household_kwh(cfg.grid.import_limit_kwh, num_households),
+        export_limit_kwh=grid.per_household_kwh(cfg.grid.export_limit_kwh, num_households),
         mechanism=cfg.market.mechanism,
         loss=cfg.market.transmission_loss,
         reward_kind=cfg.reward.kind,
@@ -209,7 +214,7 @@ def baseline_cost_usd(
     pv_kwh: np.ndarray,
     import_usd: np.ndarray,
     export_usd: np.ndarray,
-    export_limit_kwh: float,
+    export_limit_kwh: float | np.ndarray,
     credit_usd_per_kwh: float = 0.0,
     allowance_kwh_per_day: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -228,15 +233,13 @@ def baseline_cost_usd(
 
 
 def build_data(cfg: EnvConfig, dataset: Dataset, provider: ForecastProvider | None = None) -> CommunityData:
-    """Precompute every action-independent array of a data set (prices, forecasts, baseline)."""
-    params_limit = cfg.grid.import_limit_kwh
-    over = dataset.load_kwh - dataset.pv_kwh > params_limit
-    if over.any():
-        r, h = np.argwhere(over)[0]
-        raise DataError(
-            f"{dataset.name}: household {dataset.household_ids[h]} needs {dataset.load_kwh[r, h] - dataset.pv_kwh[r, h]:.3f} kWh "
-            f"at row {r} ({dataset.timestamps[r]}), above the import limit of {params_limit} kWh per interval"
-        )
+    """Precompute every action-independent array of a data set (prices, forecasts, baseline).
+
+    Load above PV + the import limit raises :class:`DataError` naming the home, unless
+    ``grid.over_limit`` is ``unserved``: then it is shed and kept in ``unserved_kwh``, and the
+    data set every policy sees carries the served load.
+    """
+    dataset, unserved = serve_load(dataset, cfg)
     provider = provider or make_provider(cfg.forecast.provider, cfg.forecast.checkpoint)
     horizon = cfg.forecast.horizon
     prices = build_price_table(dataset.timestamps, cfg.tariff)
@@ -263,7 +266,10 @@ def build_data(cfg: EnvConfig, dataset: Dataset, provider: ForecastProvider | No
         import_fc_usd_per_kwh=_price_windows(imp, horizon),
         export_fc_usd_per_kwh=_price_windows(exp, horizon),
         time_features=_time_features(dataset, prices.is_peak),
-        baseline_cost_usd=baseline_cost_usd(dataset.load_kwh, dataset.pv_kwh, imp, exp, cfg.grid.export_limit_kwh, credit, allowance),
+        baseline_cost_usd=baseline_cost_usd(
+            dataset.load_kwh, dataset.pv_kwh, imp, exp, grid.per_household_kwh(cfg.grid.export_limit_kwh, dataset.num_households),
+            credit, allowance,
+        ),
         expected_price_usd_per_kwh=expected.price_usd_per_kwh,
         expected_sdr=expected.sdr,
         passive_price_usd_per_kwh=passive.price_usd_per_kwh,
@@ -288,8 +294,35 @@ def build_data(cfg: EnvConfig, dataset: Dataset, provider: ForecastProvider | No
         pv_fc_kwh=pv_fc,
         forecast_name=provider.name,
         pricing_description=prices.description,
+        unserved_kwh=unserved,
         **arrays,
     )
+
+
+def serve_load(dataset: Dataset, cfg: EnvConfig) -> tuple[Dataset, np.ndarray]:
+    """``(dataset with served load, unserved_kwh (T, N))`` under ``cfg.grid``.
+
+    No battery action can serve load above PV + the import limit. ``grid.over_limit: error``
+    (default) refuses such data naming the home, interval and key; ``unserved`` sheds the excess.
+    """
+    limit = grid.per_household_kwh(cfg.grid.import_limit_kwh, dataset.num_households)
+    unserved = grid.unserved_kwh(dataset.load_kwh, dataset.pv_kwh, limit)
+    if not unserved.any():
+        return dataset, np.broadcast_to(0.0, dataset.load_kwh.shape)
+    if cfg.grid.over_limit == "error":
+        over = unserved > 0
+        r, h = np.argwhere(over)[0]
+        homes = int(over.any(axis=0).sum())
+        raise DataError(
+            f"{dataset.name}: household {dataset.household_ids[h]} needs {dataset.load_kwh[r, h] - dataset.pv_kwh[r, h]:.3f} kWh "
+            f"from the grid at {dataset.timestamps[r]} (interval {r}), above its grid.import_limit_kwh of {limit[h]:g} kWh "
+            f"per interval ({int(over.sum())} intervals of {homes} home(s) exceed their limit). Raise that home's limit "
+            "(grid.import_limit_kwh takes a list, one value per home), or set grid.over_limit: unserved to run it with "
+            "the excess shed and counted as unserved_kwh"
+        )
+    unserved.setflags(write=False)
+    served = dataclasses.replace(dataset, load_kwh=np.ascontiguousarray(dataset.load_kwh - unserved))
+    return served, unserved
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,6 +471,7 @@ def transition(state: State, action: np.ndarray, params: CommunityParams, data: 
         sdr=clearing.sdr,
         market_cleared=clearing.cleared,
         done=done,
+        unserved_kwh=data.unserved_kwh[t],
     )
     return new_state, result
 

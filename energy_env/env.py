@@ -51,7 +51,7 @@ SCENARIO_INFO_FIELDS = (
     "sdr",
     "market_cleared",
 )
-_INFO_KEYS = (*INFO_FIELDS, *SCENARIO_INFO_FIELDS, "profitability_score", "power_need_signal")
+_INFO_KEYS = (*INFO_FIELDS, *SCENARIO_INFO_FIELDS, "profitability_score", "power_need_signal", "unserved_kwh")
 assert kernel.ROWS[: kernel.NUM_INFO_ROWS] == _INFO_KEYS  # the kernel's block is laid out for these infos
 
 
@@ -221,7 +221,7 @@ class WattshareParallelEnv(ParallelEnv):
         scenario = [repeat(float(getattr(result, f)[0])) for f in SCENARIO_INFO_FIELDS]
         score = self._obs[:, -2].tolist()
         need = self._obs[:, -1].tolist()  # 1.0 GREEN, 0.0 RED (numbers, like every info value)
-        table = zip(*columns, *scenario, score, need)
+        table = zip(*columns, *scenario, score, need, result.unserved_kwh[0].tolist())
         return {a: {"interval": interval, **dict(zip(_INFO_KEYS, row))} for a, row in zip(self.possible_agents, table)}
 
     def state(self) -> np.ndarray:

@@ -43,18 +43,23 @@ ROWS = (
     "degradation_usd", "baseline_credit_usd", "terminal_settlement_usd", "cost_usd",
     "baseline_cost_usd", "action_clipped_kwh", "action_out_of_box", "constraint_violation_kwh",
     "import_price_usd_per_kwh", "export_price_usd_per_kwh", "market_price_usd_per_kwh", "sdr",
-    "market_cleared", "profitability_score", "power_need_signal",
+    "market_cleared", "profitability_score", "power_need_signal", "unserved_kwh",
     "reward", "throughput_kwh", "baseline_used_kwh",
 )
-NUM_INFO_ROWS = 26
+NUM_INFO_ROWS = 27
 NUM_ROWS = len(ROWS)
 _R = {name: k for k, name in enumerate(ROWS)}
+# Row numbers as module constants: numba compiles them in, and no row is written by a literal.
+(_LOAD, _PV, _CURT, _AC, _SOC, _GI, _GE, _BOUGHT, _SOLD, _PAID, _REVENUE, _DEG_USD, _CREDIT_USD, _SETTLE, _COST, _BASE,
+ _CLIPPED, _OOB, _VIOL, _IMP_PRICE, _EXP_PRICE, _PRICE, _SDR, _CLEARED, _SCORE, _NEED, _UNSERVED, _REWARD, _THR,
+ _USED) = range(NUM_ROWS)
+assert NUM_ROWS == 30
 _SCENARIO_ROWS = ("import_price_usd_per_kwh", "export_price_usd_per_kwh", "market_price_usd_per_kwh", "sdr")
 
 # Positions in the packed scalar parameters.
-_IMP_LIM, _EXP_LIM, _LOSS, _ETA_C, _ETA_D, _DEG, _CREDIT, _TERMINAL, _SDR_CAP, _REF = range(10)
-# Rows of the packed per-household battery parameters (N,).
-_CAP, _SMIN, _SMAX, _MAXAC, _BAND, _HAS = range(6)
+_LOSS, _ETA_C, _ETA_D, _DEG, _CREDIT, _TERMINAL, _SDR_CAP, _REF = range(8)
+# Rows of the packed per-household parameters (N,): battery, then the grid limits.
+_CAP, _SMIN, _SMAX, _MAXAC, _BAND, _HAS, _IMP_LIM, _EXP_LIM = range(8)
 # Columns of the packed per-interval prices (T,).
 _PIMP, _PEXP, _MB, _MS = range(4)
 
@@ -169,12 +174,12 @@ def _observe(obs, t_next, start, end, soc, thr, last_price, last_sdr, scal, hp, 
             o[j + width] = score
             o[j + width + 1] = 1.0 if net <= available else 0.0
             if hh is not None:
-                hh[24, b, i] = o[j + width]
-                hh[25, b, i] = o[j + width + 1]
+                hh[_SCORE, b, i] = o[j + width]
+                hh[_NEED, b, i] = o[j + width + 1]
 
 
 @_jit
-def _transition(action, t, end, soc, soc_start, thr, used_in, iparams, scal, hp, prices, days, load, pv, baseline):  # pragma: no cover
+def _transition(action, t, end, soc, soc_start, thr, used_in, iparams, scal, hp, prices, days, load, pv, baseline, unserved):  # pragma: no cover
     """:func:`core.transition` into a fresh ``(len(ROWS), B, N)`` block; returns it with flags and a status.
 
     Status 1: a grid limit was violated (impossible by construction); the caller re-runs the
@@ -185,8 +190,7 @@ def _transition(action, t, end, soc, soc_start, thr, used_in, iparams, scal, hp,
     out_of_box = np.empty((nb, n), dtype=np.bool_)
     cleared_out = np.empty(nb, dtype=np.bool_)
     done_out = np.empty(nb, dtype=np.bool_)
-    mechanism, reward_is_cost, from_grid = iparams[0], iparams[1] == 1, iparams[2] == 1
-    imp_lim, exp_lim = scal[_IMP_LIM], scal[_EXP_LIM]
+    mechanism, reward_is_cost, from_grid, any_unserved = iparams[0], iparams[1] == 1, iparams[2] == 1, iparams[3] == 1
     loss, eta_c, eta_d = scal[_LOSS], scal[_ETA_C], scal[_ETA_D]
     keep = 1.0 - loss
     credit_rate = scal[_CREDIT]
@@ -200,6 +204,7 @@ def _transition(action, t, end, soc, soc_start, thr, used_in, iparams, scal, hp,
         # battery bounds, setpoint, curtailment, net position (battery.ac_bounds, grid.*)
         for i in range(n):
             ld, p = load[tb, i], pv[tb, i]
+            imp_lim, exp_lim = hp[_IMP_LIM, i], hp[_EXP_LIM, i]
             s = soc[b, i]
             room = _max(hp[_SMAX, i] - s, 0.0) / eta_c
             avail = _max(s - hp[_SMIN, i], 0.0) * eta_d
@@ -217,14 +222,15 @@ def _transition(action, t, end, soc, soc_start, thr, used_in, iparams, scal, hp,
             net[i] = x
             asked[i] = _max(x, 0.0)
             offered[i] = asked[i] - x
-            hh[0, b, i] = ld
-            hh[1, b, i] = p
-            hh[2, b, i] = curt
-            hh[3, b, i] = ac
-            hh[16, b, i] = abs(a * hp[_MAXAC, i] - ac)
+            hh[_LOAD, b, i] = ld
+            hh[_PV, b, i] = p
+            hh[_CURT, b, i] = curt
+            hh[_AC, b, i] = ac
+            hh[_CLIPPED, b, i] = abs(a * hp[_MAXAC, i] - ac)
             out_of_box[b, i] = a != in_box
-            hh[17, b, i] = 1.0 if a != in_box else 0.0
-            hh[18, b, i] = 0.0
+            hh[_OOB, b, i] = 1.0 if a != in_box else 0.0
+            hh[_VIOL, b, i] = 0.0
+            hh[_UNSERVED, b, i] = unserved[tb, i] if any_unserved else 0.0
             if x - imp_lim > 1e-9 or -exp_lim - x > 1e-9:
                 status = 1
         # market clearing (market.clear)
@@ -257,7 +263,7 @@ def _transition(action, t, end, soc, soc_start, thr, used_in, iparams, scal, hp,
             paid = bought * price
             revenue = sold * (price * keep)
             gi, ge = asked[i] - bought, offered[i] - sold
-            ac = hh[3, b, i]
+            ac = hh[_AC, b, i]
             delta = ac * eta_c if ac >= 0.0 else ac / eta_d
             new_soc = _min(_max(soc[b, i] + delta, hp[_SMIN, i]), hp[_SMAX, i])
             degradation = abs(ac) * scal[_DEG]
@@ -276,26 +282,26 @@ def _transition(action, t, end, soc, soc_start, thr, used_in, iparams, scal, hp,
                 settle = -(new_soc - soc_start[b, i]) * terminal
                 cost += settle
             base = baseline[tb, i]
-            hh[4, b, i] = new_soc
-            hh[5, b, i] = gi
-            hh[6, b, i] = ge
-            hh[7, b, i] = bought
-            hh[8, b, i] = sold
-            hh[9, b, i] = paid
-            hh[10, b, i] = revenue
-            hh[11, b, i] = degradation
-            hh[12, b, i] = credit
-            hh[13, b, i] = settle
-            hh[14, b, i] = cost
-            hh[15, b, i] = base
-            hh[19, b, i] = buy
-            hh[20, b, i] = exp_price
-            hh[21, b, i] = price
-            hh[22, b, i] = sdr
-            hh[23, b, i] = 1.0 if cleared else 0.0
-            hh[26, b, i] = -cost if reward_is_cost else base - cost
-            hh[27, b, i] = thr[b, i] + abs(ac)
-            hh[28, b, i] = used + gi
+            hh[_SOC, b, i] = new_soc
+            hh[_GI, b, i] = gi
+            hh[_GE, b, i] = ge
+            hh[_BOUGHT, b, i] = bought
+            hh[_SOLD, b, i] = sold
+            hh[_PAID, b, i] = paid
+            hh[_REVENUE, b, i] = revenue
+            hh[_DEG_USD, b, i] = degradation
+            hh[_CREDIT_USD, b, i] = credit
+            hh[_SETTLE, b, i] = settle
+            hh[_COST, b, i] = cost
+            hh[_BASE, b, i] = base
+            hh[_IMP_PRICE, b, i] = buy
+            hh[_EXP_PRICE, b, i] = exp_price
+            hh[_PRICE, b, i] = price
+            hh[_SDR, b, i] = sdr
+            hh[_CLEARED, b, i] = 1.0 if cleared else 0.0
+            hh[_REWARD, b, i] = -cost if reward_is_cost else base - cost
+            hh[_THR, b, i] = thr[b, i] + abs(ac)
+            hh[_USED, b, i] = used + gi
         cleared_out[b] = cleared
         done_out[b] = done
     return hh, out_of_box, cleared_out, done_out, status
@@ -309,9 +315,9 @@ def _transition(action, t, end, soc, soc_start, thr, used_in, iparams, scal, hp,
 class _Packed:
     """The community's parameters and arrays in the kernel's layout, packed once."""
 
-    iparams: np.ndarray  # (3,) int64: mechanism, reward is cost, charge from grid
-    scal: np.ndarray  # (10,) float64 scalars
-    hp: np.ndarray  # (6, N) per-household battery parameters
+    iparams: np.ndarray  # (4,) int64: mechanism, reward is cost, charge from grid, any unserved load
+    scal: np.ndarray  # (8,) float64 scalars
+    hp: np.ndarray  # (8, N) per-household battery parameters and grid limits
     prices: np.ndarray  # (T, 4) import, export, market score as buyer / as seller
     days: np.ndarray  # (days, 2) off-peak rate, baseline allowance
     load: np.ndarray
@@ -320,20 +326,27 @@ class _Packed:
     load_fc: np.ndarray
     pv_fc: np.ndarray
     scen_obs: np.ndarray
+    unserved: np.ndarray  # (T, N), or (1, 1) when there is no unserved load
 
 
 def _pack(params: core.CommunityParams, data: core.CommunityData) -> _Packed:
     bp = params.battery
     c = np.ascontiguousarray
+    any_unserved = bool(data.unserved_kwh.strides != (0, 0) and data.unserved_kwh.any())
     return _Packed(
-        iparams=np.array([MECHANISMS.index(params.mechanism), params.reward_kind == "cost", bp.charge_from_grid], dtype=np.int64),
+        iparams=np.array(
+            [MECHANISMS.index(params.mechanism), params.reward_kind == "cost", bp.charge_from_grid, any_unserved], dtype=np.int64
+        ),
         scal=np.array([
-            params.import_limit_kwh, params.export_limit_kwh, params.loss, bp.eta_charge, bp.eta_discharge,
+            params.loss, bp.eta_charge, bp.eta_discharge,
             bp.degradation_cost_usd_per_kwh, params.baseline_credit_usd_per_kwh,
             np.nan if params.terminal_price_usd_per_kwh is None else params.terminal_price_usd_per_kwh,
             params.sdr_observation_cap, bp.reference_kwh,
         ], dtype=np.float64),
-        hp=np.stack([bp.capacity_kwh, bp.soc_min_kwh, bp.soc_max_kwh, bp.max_ac_kwh, bp.usable_kwh, bp.has_battery.astype(np.float64)]),
+        hp=np.stack([
+            bp.capacity_kwh, bp.soc_min_kwh, bp.soc_max_kwh, bp.max_ac_kwh, bp.usable_kwh, bp.has_battery.astype(np.float64),
+            params.import_limit_kwh, params.export_limit_kwh,
+        ]),
         prices=np.stack([data.import_usd_per_kwh, data.export_usd_per_kwh, data.market_score_buyer, data.market_score_seller], axis=1),
         days=np.stack([data.offpeak_usd_per_kwh, data.baseline_allowance_kwh], axis=1).astype(np.float64),
         load=c(data.load_kwh, dtype=np.float64),
@@ -342,6 +355,7 @@ def _pack(params: core.CommunityParams, data: core.CommunityData) -> _Packed:
         load_fc=c(data.load_fc_kwh, dtype=np.float64),
         pv_fc=c(data.pv_fc_kwh, dtype=np.float64),
         scen_obs=c(data.scenario_obs, dtype=np.float32),
+        unserved=c(data.unserved_kwh, dtype=np.float64) if any_unserved else np.zeros((1, 1)),
     )
 
 
@@ -382,13 +396,13 @@ class Stepper:
         k = self._packed
         hh, out_of_box, cleared, done, status = _transition(
             action, state.t, state.end, state.soc_kwh, state.soc_start_kwh, state.throughput_kwh, state.baseline_used_kwh,
-            k.iparams, k.scal, k.hp, k.prices, k.days, k.load, k.pv, k.baseline,
+            k.iparams, k.scal, k.hp, k.prices, k.days, k.load, k.pv, k.baseline, k.unserved,
         )
         if status:  # the numpy core raises with the household named
             core.transition(state, action, self.params, self.data)
             raise RuntimeError("compiled kernel and numpy core disagree on a grid limit violation")
         (load, pv, curtailed, ac, soc, gi, ge, bought, sold, paid, revenue, degradation, credit, settle, cost,
-         baseline, clipped, _, violation, imp, exp, price, sdr, _, _, _, reward, throughput, used) = hh
+         baseline, clipped, _, violation, imp, exp, price, sdr, _, _, _, unserved, reward, throughput, used) = hh
         new_state = core.State(
             t=state.t + 1, start=state.start, end=state.end, soc_kwh=soc, soc_start_kwh=state.soc_start_kwh,
             throughput_kwh=throughput, last_price_usd_per_kwh=price[:, 0], last_sdr=sdr[:, 0], baseline_used_kwh=used,
@@ -399,6 +413,6 @@ class Stepper:
         result = core.StepResult(
             load, pv, curtailed, ac, soc, gi, ge, bought, sold, paid, revenue, degradation, credit, settle, cost, baseline,
             reward, clipped, out_of_box, violation, imp[:, 0], exp[:, 0], new_state.last_price_usd_per_kwh, new_state.last_sdr,
-            cleared, done,
+            cleared, done, unserved,
         )
         return new_state, result, obs, hh

@@ -91,6 +91,7 @@ def aggregate_metrics(traj: dict[str, np.ndarray], community: Community | None =
         "baseline_peak_community_import_kwh": _r(base_peak),
         "peak_import_reduction_percent": _r(100 * (base_peak - peak) / base_peak) if base_peak > 0 else None,
         "pv_curtailed_kwh": _r(traj["pv_curtailed_kwh"].sum()),
+        "unserved_kwh": _r(traj["unserved_kwh"].sum()),  # load shed above PV + import limit (grid.over_limit)
         "action_clipped_kwh": _r(traj["action_clipped_kwh"].sum()),
         "actions_out_of_box": int(traj["action_out_of_box"].sum()),
         "constraint_violations": int((traj["constraint_violation_kwh"] > 0).sum()),

@@ -46,7 +46,7 @@ class LagrangianRound:
 
 
 def home_params(params, k: int):
-    """``params`` restricted to household ``k`` (battery arrays of length 1)."""
+    """``params`` restricted to household ``k`` (battery and grid-limit arrays of length 1)."""
     bp = params.battery
     one = [k]
     battery = dataclasses.replace(
@@ -57,7 +57,9 @@ def home_params(params, k: int):
         initial_soc_kwh=bp.initial_soc_kwh[one],
         max_ac_kwh=bp.max_ac_kwh[one],
     )
-    return dataclasses.replace(params, battery=battery)
+    return dataclasses.replace(
+        params, battery=battery, import_limit_kwh=params.import_limit_kwh[one], export_limit_kwh=params.export_limit_kwh[one]
+    )
 
 
 def p2p_balance_duals(model: lp._Model, length: int, num_households: int) -> np.ndarray:

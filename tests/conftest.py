@@ -29,3 +29,14 @@ def grid_charging_community():
     """Same homes, batteries allowed to charge from the grid, heterogeneous capacities."""
     caps = [13.5, 0.0, 6.4, 13.5, 10.0, 0.0, 13.5, 5.0, 13.5, 20.0]
     return build_community(make_config(battery={"charge_from_grid": True, "capacity_kwh": caps, "degradation_cost_usd_per_kwh": 0.03}))
+
+
+@pytest.fixture(scope="session")
+def limited_community():
+    """Per-home grid limits, some tight enough that load is shed (grid.over_limit: unserved)."""
+    grid = {
+        "import_limit_kwh": [10.0, 1.0, 1.5, 10.0, 0.8, 2.0, 10.0, 3.0, 10.0, 1.2],
+        "export_limit_kwh": [4.0, 0.5, 2.0, 0.0, 1.0, 4.0, 4.0, 1.5, 0.2, 4.0],
+        "over_limit": "unserved",
+    }
+    return build_community(make_config(grid=grid, battery={"charge_from_grid": True}))

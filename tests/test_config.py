@@ -65,3 +65,52 @@ def test_yaml_errors_name_the_file(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n")
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_config(tmp_path / "list.yaml")
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"battery": {"degradation_cost_usd_per_kwh": float("inf")}}, "battery.degradation_cost_usd_per_kwh"),
+        ({"tariff": {"flat_export_usd_per_kwh": float("nan")}}, "tariff.flat_export_usd_per_kwh"),
+        ({"tariff": {"terminal_price_usd_per_kwh": float("nan")}}, "tariff.terminal_price_usd_per_kwh"),
+        ({"market": {"sdr_observation_cap": float("inf")}}, "market.sdr_observation_cap"),
+        ({"battery": {"capacity_kwh": [13.5, float("inf")]}, "num_households": 2}, "battery.capacity_kwh"),
+        ({"grid": {"import_limit_kwh": float("inf")}}, "grid.import_limit_kwh"),
+        ({"num_households": "10"}, "num_households"),
+        ({"num_households": 10.0}, "num_households"),
+        ({"num_households": True}, "num_households"),
+        ({"forecast": {"horizon": 6.5}}, "forecast.horizon"),
+        ({"battery": {"charge_from_grid": 1}}, "battery.charge_from_grid"),
+        ({"battery": {"charge_from_grid": "yes"}}, "battery.charge_from_grid"),
+        ({"battery": {"max_power_kw": True}}, "battery.max_power_kw"),
+        ({"seed": -1}, "seed"),
+        ({"grid": {"import_limit_kwh": [10.0, 0.0]}, "num_households": 2}, "grid.import_limit_kwh"),
+        ({"grid": {"export_limit_kwh": [4.0, 4.0]}, "num_households": 3}, "grid.export_limit_kwh has 2 values but num_households is 3"),
+        ({"grid": {"over_limit": "clip"}}, "grid.over_limit"),
+    ],
+)
+def test_non_finite_and_loose_values_name_the_key(overrides, key):
+    with pytest.raises(ConfigError) as err:
+        make_config(**overrides)
+    assert key in str(err.value)
+
+
+def test_python_and_numpy_numbers_that_mean_the_same_are_accepted():
+    import numpy as np
+
+    c = make_config(num_households=np.int64(3), battery={"capacity_kwh": (13.5, 0, np.float64(5.0)), "max_power_kw": 5},
+                    data={"start_date": "2025-01-01"})
+    assert c.num_households == 3 and c.battery.capacity_kwh == [13.5, 0.0, 5.0] and c.battery.max_power_kw == 5.0
+    assert str(c.data.start_date) == "2025-01-01"
+
+
+def test_a_community_too_large_for_memory_fails_before_allocating():
+    from energy_env.community import build_community
+    from energy_env.memory import check_memory, estimate_build_bytes
+
+    with pytest.raises(ConfigError, match=r"num_households: 10,000,000 homes x 17,520 intervals need about [\d,.]+ GB"):
+        build_community(make_config(num_households=10_000_000))
+    assert estimate_build_bytes(17_520, 1_000) == 17_520 * 1_000 * 176
+    with pytest.raises(ConfigError, match="only 1.0 GB is available"):
+        check_memory(17_520, 1_000, available=10**9)
+    assert check_memory(17_520, 1_000, available=10**12) == estimate_build_bytes(17_520, 1_000)

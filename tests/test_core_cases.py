@@ -51,8 +51,38 @@ def test_discharge_never_pushes_export_past_the_limit():
 def test_load_above_the_import_limit_is_rejected_when_building():
     load = np.full((48, 2), 1.0)
     load[30, 1] = 10.5
-    with pytest.raises(DataError, match=r"household h1 needs 10.500 kWh at row 30 .* import limit of 10.0"):
+    with pytest.raises(DataError, match=r"household h1 needs 10.500 kWh .* \(interval 30\), above its grid.import_limit_kwh of 10 kWh") as err:
         build_community(make_config(num_households=2), dataset=one_day(load, np.zeros((48, 2))))
+    assert "grid.over_limit: unserved" in str(err.value)
+
+
+def test_per_home_limits_serve_a_home_with_a_larger_service():
+    load = np.full((48, 2), 1.0)
+    load[30, 1] = 10.5
+    pv = np.zeros((48, 2))
+    pv[24] = 8.0
+    ds = one_day(load, pv)
+    com = build_community(make_config(num_households=2, grid={"import_limit_kwh": [10.0, 12.0], "export_limit_kwh": [4.0, 2.0]}), dataset=ds)
+    np.testing.assert_array_equal(com.params.import_limit_kwh, [10.0, 12.0])
+    np.testing.assert_array_equal(com.data.load_kwh, load)  # nothing shed
+    res = step_once(ds, [0.0, 0.0], grid={"import_limit_kwh": [10.0, 12.0], "export_limit_kwh": [4.0, 2.0]})
+    assert res.grid_export_kwh[0].tolist() == pytest.approx([4.0, 2.0])  # each home's own export limit
+    assert res.pv_curtailed_kwh[0].tolist() == pytest.approx([3.0, 5.0])
+
+
+def test_unserved_load_is_shed_and_counted_when_opted_in():
+    load = np.full((48, 2), 1.0)
+    load[30, 1] = 10.5
+    load[31, 1] = 12.0
+    ds = one_day(load, np.zeros((48, 2)))
+    com = build_community(make_config(num_households=2, grid={"over_limit": "unserved"}), dataset=ds)
+    assert com.data.unserved_kwh[30, 1] == pytest.approx(0.5) and com.data.unserved_kwh[31, 1] == pytest.approx(2.0)
+    assert com.data.unserved_kwh.sum() == pytest.approx(2.5)
+    np.testing.assert_array_equal(com.data.load_kwh + com.data.unserved_kwh, load)  # served + unserved = measured
+    np.testing.assert_array_equal(com.data.load_kwh[:, 0], load[:, 0])  # the other home is unchanged
+    res = step_once(ds, [0.0, -1.0], t=30, grid={"over_limit": "unserved"})
+    assert res.unserved_kwh[0].tolist() == [0.0, 0.5]
+    assert res.grid_import_kwh[0, 1] <= 10.0 and res.constraint_violation_kwh.sum() == 0
 
 
 def test_nem3_evening_market_does_not_clear():

@@ -24,6 +24,9 @@ def check_step(community, state, res):
     for f in ("grid_import_kwh", "grid_export_kwh", "p2p_bought_kwh", "p2p_sold_kwh", "pv_curtailed_kwh"):
         assert (getattr(res, f) >= -TOL).all(), f
     assert (res.pv_curtailed_kwh <= res.pv_kwh + TOL).all()
+    assert (res.unserved_kwh >= 0).all()
+    shed = res.unserved_kwh > 0  # load is shed only down to what PV plus the import limit can serve
+    np.testing.assert_allclose((res.load_kwh - res.pv_kwh)[shed], np.broadcast_to(p.import_limit_kwh, shed.shape)[shed], atol=TOL)
     np.testing.assert_allclose(res.p2p_paid_usd.sum(1), res.p2p_revenue_usd.sum(1), atol=TOL)  # money
     np.testing.assert_allclose(res.p2p_bought_kwh.sum(1), (1 - p.loss) * res.p2p_sold_kwh.sum(1), atol=TOL)
     cleared = res.market_cleared
@@ -52,7 +55,7 @@ def run(community, actions_fn, starts, length):
     return state
 
 
-@pytest.mark.parametrize("fixture", ["community", "grid_charging_community"])
+@pytest.mark.parametrize("fixture", ["community", "grid_charging_community", "limited_community"])
 @pytest.mark.parametrize("kind", ["uniform", "extreme", "out_of_box", "bang_bang"])
 def test_invariants_random_and_adversarial(request, fixture, kind):
     community = request.getfixturevalue(fixture)

@@ -69,6 +69,13 @@ def test_mixed_batteries_credit_terminal_price_identical_to_numpy():
     _assert_same_trajectory(make_community(num_households=6, battery={"capacity_kwh": caps}, tariff={"baseline_credit": True}), 2, 96, 5)
 
 
+def test_per_home_limits_and_unserved_load_identical_to_numpy():
+    grid = {"import_limit_kwh": [10.0, 1.0, 1.5, 10.0, 0.8, 2.0], "export_limit_kwh": [4.0, 0.5, 2.0, 0.0, 1.0, 4.0], "over_limit": "unserved"}
+    com = make_community(num_households=6, grid=grid, battery={"charge_from_grid": True})
+    assert com.data.unserved_kwh.sum() > 0 and (com.data.unserved_kwh[:, [0, 3]] == 0).all()
+    _assert_same_trajectory(com, scenarios=3, steps=200, seed=8)
+
+
 def test_many_households_identical_to_numpy():
     # N > 128: numpy's pairwise sum splits the row recursively
     _assert_same_trajectory(make_community(num_households=300), scenarios=2, steps=12, seed=6)

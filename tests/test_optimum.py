@@ -144,7 +144,7 @@ def default_days(community):
     return starts, 2 * INTERVALS_PER_DAY
 
 
-@pytest.mark.parametrize("fixture", ["community", "grid_charging_community"])
+@pytest.mark.parametrize("fixture", ["community", "grid_charging_community", "limited_community"])
 def test_replay_identity_and_oracle_is_a_lower_bound(request, fixture, default_days):
     com = request.getfixturevalue(fixture)
     starts, length = default_days

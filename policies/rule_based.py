@@ -68,6 +68,6 @@ class RuleBasedPolicy:
         reserve = np.where(before_peak, peak_reserve, 0.0) + spikes * bp.max_ac_kwh
         cover = np.minimum(np.maximum(net, 0.0), np.maximum(available - reserve, 0.0))
 
-        # charge exactly the surplus (the env would cut a larger request to it anyway)
-        action = np.where(net < 0.0, np.minimum(-net / max_ac, 1.0), -cover / max_ac)
+        # charge exactly the surplus, cover at most full power: setpoints stay in the action box
+        action = np.where(net < 0.0, np.minimum(-net / max_ac, 1.0), -np.minimum(cover / max_ac, 1.0))
         return np.where((exp >= imp)[:, None], -1.0, action)

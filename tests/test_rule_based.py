@@ -92,3 +92,14 @@ def test_export_limit_binds_the_discharge():
     _, res = act_at(com, 38, 0.8)
     assert res.grid_export_kwh[0, 0] == pytest.approx(4.0)
     assert res.battery_ac_kwh[0, 0] == pytest.approx(-0.5)
+
+
+@pytest.mark.parametrize("name", ["rule_based", "simple_rule"])
+def test_setpoints_stay_inside_the_action_box(community, name):
+    """A deficit above full power once asked for setpoints below -1, which the env clipped and counted."""
+    from policies.registry import make_policy
+    from energy_env.rollout import rollout
+
+    starts = np.arange(0, 360, 30) * 48
+    traj = rollout(community, make_policy(name).act, starts, 336)
+    assert not traj["action_out_of_box"].any()

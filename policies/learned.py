@@ -1,34 +1,51 @@
 """Trained PPO policies behind the common :class:`~policies.base.Policy` interface.
 
-A checkpoint is a folder written by ``wattshare train-policies``:
+A checkpoint is a folder written by ``wattshare train-policies`` (format: :mod:`policies.checkpoint`):
+``meta.json`` (name, mode, observation layout and size, action space, network architecture,
+community size, residual base, forecasts, training steps), ``policy.pt`` (mode ``shared``: one
+network for every home) or ``policy_<i>.pt`` (``independent`` / ``federated``: one per home),
+state dicts of tensors read with ``torch.load(weights_only=True)``, and ``obs_rms.npz``, the
+observation normalisation per network. Loading runs no code from the files: it rebuilds the
+networks from ``meta.json`` and checks every file, and the metadata against the community
+(observation layout, action space, number of homes for per-home modes); any problem raises
+:class:`CheckpointError` naming the file and the mismatch.
 
-* ``meta.json``: mode (``shared``: one policy for every home; ``independent``: one per home),
-  the observation layout it was trained on, the community size, training steps and seed;
-* ``policy.zip`` (shared) or ``policy_<i>.zip`` (independent): Stable-Baselines3 PPO models;
-* ``obs_rms.npz``: the observation normalisation (running mean and variance) per model.
-
-Loading a checkpoint into a community whose observation layout (fields, widths or horizon) or
-size differs raises :class:`CheckpointError` naming the difference.
+Old checkpoints (SB3 ``policy.zip``, pickled) are refused unless the caller trusts the file:
+``LearnedPolicy.load(path, community, trust_pickle=True)``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from stable_baselines3.common.policies import ActorCriticPolicy
 
 from energy_env.community import Community
-from energy_env.core import State, observation_fields
+from energy_env.core import State
+from policies.checkpoint import (
+    CheckpointError,
+    action_space_of,
+    build_policy,
+    check_action_space,
+    check_env,
+    is_legacy,
+    layout_of,
+    legacy_refusal,
+    load_legacy_zip,
+    load_state_dict,
+    read_meta,
+    read_normalizers,
+    validate_meta,
+    weights_files,
+)
+
+__all__ = ["CLIP_OBS", "CheckpointError", "LearnedPolicy", "LoadedModel", "ObsNormalizer", "layout_of", "read_meta"]
 
 CLIP_OBS = 10.0  # VecNormalize's default clip of normalised observations
-
-
-class CheckpointError(ValueError):
-    """A policy checkpoint is missing, corrupt, or made for another observation layout."""
 
 
 @dataclass
@@ -44,36 +61,11 @@ class ObsNormalizer:
         return np.clip((obs - self.mean) / np.sqrt(self.var + self.epsilon), -CLIP_OBS, CLIP_OBS).astype(np.float32)
 
 
-def layout_of(community: Community) -> list[list[Any]]:
-    """The observation layout a checkpoint must match: ``[[name, width], ...]``."""
-    return [[name, width] for name, width in observation_fields(community.params.horizon)]
+@dataclass
+class LoadedModel:
+    """A loaded network: what acting needs of a PPO model (its ``policy``), without the training parts."""
 
-
-def read_meta(path: str | Path) -> dict[str, Any]:
-    """``meta.json`` of a checkpoint folder, with a clear error when absent or corrupt."""
-    meta_path = Path(path) / "meta.json"
-    try:
-        return json.loads(meta_path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: not a policy checkpoint (no meta.json)") from None
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{meta_path}: corrupt ({err})") from None
-
-
-def check_layout(meta: dict[str, Any], community: Community, path: str | Path) -> None:
-    """Raise :class:`CheckpointError` if the checkpoint was trained for another observation layout."""
-    want = layout_of(community)
-    have = meta.get("observation_layout")
-    if have != want:
-        diff = [f"{h} != {w}" for h, w in zip(have or [], want) if h != w][:3]
-        raise CheckpointError(
-            f"{path}: trained for another observation layout ({len(have or [])} fields vs the env's {len(want)}; "
-            f"first differences: {diff or 'field count'}); retrain or use the config it was trained with"
-        )
-    if meta["mode"] == "independent" and meta["num_households"] != community.num_households:
-        raise CheckpointError(
-            f"{path}: independent policies for {meta['num_households']} homes, the community has {community.num_households}"
-        )
+    policy: ActorCriticPolicy
 
 
 class LearnedPolicy:
@@ -92,7 +84,9 @@ class LearnedPolicy:
         self.normalizers = normalizers
         self.mode = mode
         self.name = name
+        self.residual_base = residual_base
         self.residual_scale = residual_scale
+        self.source: Path | None = None  # the checkpoint folder it was loaded from
         self.base = None
         if residual_base is not None:  # the network corrects this controller's setpoint
             from policies.registry import make_policy
@@ -100,33 +94,71 @@ class LearnedPolicy:
             self.base = make_policy(residual_base)
 
     @classmethod
-    def load(cls, path: str | Path, community: Community | None = None, name: str | None = None) -> "LearnedPolicy":
-        """Load a checkpoint folder; with ``community``, check it matches the observation layout."""
-        from stable_baselines3 import PPO
+    def load(
+        cls, path: str | Path, community: Community | None = None, name: str | None = None, trust_pickle: bool = False,
+    ) -> "LearnedPolicy":
+        """Load a checkpoint folder; with ``community``, check it was made for that env.
 
+        ``trust_pickle=True`` also loads the old pickled SB3 format, which can run code from the
+        file: only for checkpoints whose source you trust.
+        """
         path = Path(path)
-        meta = read_meta(path)
+        raw = read_meta(path)
+        if is_legacy(raw):
+            if not trust_pickle:
+                raise legacy_refusal(path)
+            return cls._load_legacy(path, raw, community, name)
+        meta = validate_meta(raw, path / "meta.json")
         if community is not None:
-            check_layout(meta, community, path)
-        files = ["policy.zip"] if meta["mode"] == "shared" else [f"policy_{i}.zip" for i in range(meta["num_households"])]
-        try:
-            stats = np.load(path / "obs_rms.npz")
-            normalizers = [ObsNormalizer(stats["mean"][k], stats["var"][k]) for k in range(len(files))]
-        except (FileNotFoundError, KeyError, ValueError, OSError) as err:
-            raise CheckpointError(f"{path / 'obs_rms.npz'}: missing or corrupt ({err})") from None
+            check_env(meta, community, path / "meta.json")
+        files = weights_files(meta["mode"], meta["num_households"])
+        stats = read_normalizers(path / "obs_rms.npz", len(files), meta["observation_size"])
         models = []
         for f in files:
-            try:
-                models.append(PPO.load(path / f, device="cpu"))
-            except Exception as err:  # SB3 raises many types for a bad zip; name the file either way
-                raise CheckpointError(f"{path / f}: cannot load the PPO model ({type(err).__name__}: {err})") from None
-        return cls(models, normalizers, meta["mode"], name or meta.get("name", "ppo"), meta.get("residual_base"), meta.get("residual_scale", 0.5))
+            net = build_policy(meta["network"], meta["observation_size"], action_space_of(meta))
+            net.load_state_dict(load_state_dict(path / f, net.state_dict()))
+            models.append(LoadedModel(net))
+        normalizers = [ObsNormalizer(m, v) for m, v in zip(stats["mean"], stats["var"])]
+        policy = cls(models, normalizers, meta["mode"], name or meta["name"], meta["residual_base"], meta["residual_scale"])
+        policy.source = path
+        return policy
+
+    @classmethod
+    def _load_legacy(cls, path: Path, meta: dict[str, Any], community: Community | None, name: str | None) -> "LearnedPolicy":
+        # The old format (policy.zip, pickled), reached only under the caller's trust flag.
+        from policies.checkpoint import check_common_keys, check_residual
+
+        meta_path = path / "meta.json"
+        check_common_keys(meta, meta_path)
+        check_residual(meta, meta_path)
+        if community is not None:
+            check_env(meta, community, meta_path)
+        obs_size = sum(w for _, w in meta["observation_layout"])
+        files = ["policy.zip"] if meta["mode"] == "shared" else [f"policy_{i}.zip" for i in range(meta["num_households"])]
+        stats = read_normalizers(path / "obs_rms.npz", len(files), obs_size)
+        models = []
+        for f in files:
+            if not (path / f).is_file():
+                raise CheckpointError(f"{path / f}: missing")
+            net = load_legacy_zip(path / f)
+            if net.observation_space.shape != (obs_size,):
+                raise CheckpointError(f"{path / f}: observations of shape {net.observation_space.shape}, meta.json's layout has {obs_size}")
+            check_action_space(net.action_space, path / f)
+            models.append(LoadedModel(net))
+        base = meta.get("residual_base")
+        saved = meta.get("name")  # the old writer stored "policy.zip" here for every shared checkpoint
+        default = f"ppo_{meta['mode']}" + (f"_residual_{base}" if base else "")
+        label = name or (saved if isinstance(saved, str) and saved and not saved.endswith(".zip") else default)
+        policy = cls(models, [ObsNormalizer(m, v) for m, v in zip(stats["mean"], stats["var"])], meta["mode"], label,
+                     base, float(meta.get("residual_scale", 0.5)))
+        policy.source = path
+        return policy
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, state: State | None = None, community: Community | None = None) -> np.ndarray:
         """Setpoints ``(B, N)`` for observations ``(B, N, D)``."""
         b, n, d = obs.shape
-        if self.mode == "shared":
+        if self.mode == "shared":  # independent / federated: one network per home
             flat = self.normalizers[0](obs.reshape(b * n, d))
             actions = self.models[0].policy.predict(flat, deterministic=True)[0].reshape(b, n)
         else:

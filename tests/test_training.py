@@ -1,14 +1,16 @@
 """PPO training: a short run beats a random policy; checkpoints round-trip; bad checkpoints fail clearly."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from energy_env.community import build_community
 from energy_env.config import make_config
 from policies.learned import CheckpointError, LearnedPolicy
-from train.ppo import PPOSettings, TestWeekEvaluator, train_shared
+from train.ppo import PPOSettings, TestWeekEvaluator, make_vec_env, resume_model, train_shared
 
 SMALL = dict(num_households=3, reward={"kind": "savings"})
 
@@ -63,15 +65,50 @@ def test_missing_and_corrupt_checkpoints(tmp_path, trained):
         LearnedPolicy.load(tmp_path, community)
     (tmp_path / "meta.json").write_text((out / "meta.json").read_text())
     (tmp_path / "obs_rms.npz").write_bytes((out / "obs_rms.npz").read_bytes())
-    (tmp_path / "policy.zip").write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match="policy.zip: cannot load"):
+    with pytest.raises(CheckpointError, match=r"policy.pt: missing"):
+        LearnedPolicy.load(tmp_path, community)
+    (tmp_path / "policy.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match=r"policy.pt: not a readable weights file"):
         LearnedPolicy.load(tmp_path, community)
 
 
 def test_resume_continues_the_run(tmp_path):
     community = build_community(make_config(**SMALL))
     settings = PPOSettings(total_timesteps=4_000, scenarios=4, batch_size=192, n_epochs=1, eval_every=10**9)
-    train_shared(community, settings, tmp_path, evaluate=False)
+    first = train_shared(community, settings, tmp_path, evaluate=False).models[0]
+    # the rebuilt model is the saved one: weights, Adam's moments, step count, both normalisers
+    venv = make_vec_env(community, settings.scenarios, settings.seed)
+    model, done = resume_model(tmp_path, venv, settings, community)
+    assert done == 4_000 and model.num_timesteps == 4_000
+    for key, value in first.policy.state_dict().items():
+        assert torch.equal(model.policy.state_dict()[key], value), key
+    saved, restored = first.policy.optimizer.state_dict(), model.policy.optimizer.state_dict()
+    assert saved["state"].keys() == restored["state"].keys() and len(saved["state"]) > 0
+    for k in saved["state"]:
+        for name in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(saved["state"][k][name], restored["state"][k][name]), (k, name)
+    stats = np.load(tmp_path / "obs_rms.npz", allow_pickle=False)
+    np.testing.assert_array_equal(venv.obs_rms.mean, stats["mean"][0])
+    assert venv.obs_rms.count == stats["count"][0] > 4_000 and venv.ret_rms.count == stats["return_count"][0] > 4_000
+    venv.close()
+
     settings.total_timesteps = 8_000
     train_shared(community, settings, tmp_path, evaluate=False, resume=True)
-    assert json.loads((tmp_path / "meta.json").read_text())["household_steps"] == 8_000
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["household_steps"] == 8_000
+    assert np.load(tmp_path / "obs_rms.npz")["count"][0] > stats["count"][0] + 3_000  # kept counting, not restarted
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    community = build_community(make_config(**SMALL))
+    settings = PPOSettings(total_timesteps=500, scenarios=2, batch_size=96, n_epochs=1, eval_every=10**9)
+    train_shared(community, settings, tmp_path, evaluate=False)
+    venv = make_vec_env(community, settings.scenarios, settings.seed)
+    with pytest.raises(CheckpointError, match=r"meta.json: network .* differs from the settings"):
+        resume_model(tmp_path, venv, replace(settings, net_arch=[32]), community)
+    with pytest.raises(CheckpointError, match=r"meta.json: trained with residual base None, resuming with 'rule_based'"):
+        resume_model(tmp_path, venv, replace(settings, residual_base="rule_based"), community)
+    (tmp_path / "optimizer.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match=r"optimizer.pt: not a readable optimizer state file"):
+        resume_model(tmp_path, venv, settings, community)
+    venv.close()

@@ -97,8 +97,12 @@ def train_independent(
 ) -> LearnedPolicy:
     """Train one PPO policy per household; checkpoint into ``out``; return the final policies.
 
-    ``label`` names the result (``ppo_<label>``), e.g. ``federated`` when ``after_update`` averages.
+    ``label`` names the result (``ppo_<label>``), e.g. ``federated`` when ``after_update`` averages;
+    ``independent`` and ``federated`` are also the checkpoint's mode.
     """
+    if settings.residual_base is not None:  # the loop below steps the raw env: a residual base would never be applied
+        raise ValueError("residual learning (residual_base) needs the shared mode; independent learners set the setpoint itself")
+    mode = label if label in ("independent", "federated") else "independent"
     torch.set_num_threads(settings.torch_threads)
     set_random_seed(settings.seed)
     venv = WattshareVecEnv(settings.scenarios, community=community, split="train")
@@ -157,12 +161,14 @@ def train_independent(
         steps_done = (update + 1) * per_update
         if steps_done >= next_eval:
             next_eval += settings.eval_every
-            curve.log(steps_done, _named(snapshot_policy(models, normalizers(), "independent"), label))
+            curve.log(steps_done, _named(snapshot_policy(models, normalizers(), mode), label))
     seconds = time.perf_counter() - t0
     total = updates * per_update
-    save_checkpoint(out, models, normalizers(), "independent", community, settings, total, name=f"ppo_{label}")
+    policy = _named(snapshot_policy(models, normalizers(), mode), label)
+    running = {"count": [r.count for r in obs_rms], "return_mean": [r.mean for r in ret_rms],
+               "return_var": [r.var for r in ret_rms], "return_count": [r.count for r in ret_rms]}
+    save_checkpoint(out, policy, community, settings, total, {k: np.asarray(v, dtype=np.float64) for k, v in running.items()})
     (out / "timing.json").write_text(f'{{"train_seconds": {seconds:.1f}, "household_steps": {total}, "household_steps_per_second": {total / max(seconds, 1e-9):.0f}}}')
-    policy = _named(snapshot_policy(models, normalizers(), "independent"), label)
     curve.log(total, policy)
     return policy
 

@@ -11,7 +11,8 @@ Read it top to bottom:
    household's experience (see :mod:`train.independent`).
 4. Every ``eval_every`` steps the policy is evaluated on the test weeks, which training never
    sees, and the share of the oracle's savings it captures is logged (the learning curve, CSV).
-5. The checkpoint (PPO zip, normalisation, metadata) is written, then a final evaluation table.
+5. The checkpoint (network weights and optimizer state as tensors, normalisation, metadata;
+   :mod:`policies.checkpoint`) is written, then a final evaluation table.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
 
 from energy_env.community import Community, build_community
 from energy_env.config import EnvConfig, load_config
-from policies.learned import LearnedPolicy, ObsNormalizer, layout_of
+from policies import checkpoint
+from policies.checkpoint import CheckpointError
+from policies.learned import LearnedPolicy, ObsNormalizer
 
 
 @dataclass
@@ -246,50 +249,74 @@ class _EvalCallback(BaseCallback):
 
 
 def save_checkpoint(
-    out: Path, models: list[PPO], normalizers: list[ObsNormalizer], mode: str, community: Community, settings: PPOSettings,
-    steps: int, name: str | None = None,
+    out: Path, policy: LearnedPolicy, community: Community, settings: PPOSettings, steps: int,
+    running: dict[str, np.ndarray] | None = None,
 ) -> None:
-    """Write the PPO zips, the normalisation and ``meta.json`` into ``out`` (``name``: the policy's name)."""
-    out.mkdir(parents=True, exist_ok=True)
-    names = ["policy.zip"] if mode == "shared" else [f"policy_{i}.zip" for i in range(len(models))]
-    for model, name in zip(models, names):
-        model.save(out / name)
-    np.savez(out / "obs_rms.npz", mean=np.stack([n.mean for n in normalizers]), var=np.stack([n.var for n in normalizers]))
-    meta = {
-        "name": name or snapshot_policy(models, normalizers, mode, settings).name,
-        "residual_base": settings.residual_base,
-        "residual_scale": settings.residual_scale,
-        "mode": mode,
-        "num_households": community.num_households,
-        "observation_layout": layout_of(community),
-        "forecast_provider": community.data.forecast_name,
-        "dataset": community.dataset.name,
-        "household_steps": steps,
-        "settings": asdict(settings),
-        "config": community.config.model_dump(mode="json"),
-    }
-    (out / "meta.json").write_text(json.dumps(meta, indent=2))
+    """Write ``policy`` (its networks, their optimizers, normalisers, ``meta.json``) into ``out``.
+
+    The checkpoint carries ``policy``'s name, mode and residual base, so it loads as the policy
+    that was trained. ``running``: statistics for resuming, one row per network (``count`` of
+    the observation normaliser, ``return_mean``/``return_var``/``return_count``).
+    """
+    nets = [m.policy for m in policy.models]
+    meta = checkpoint.make_meta(
+        name=policy.name, mode=policy.mode, community=community, network=checkpoint.network_spec(nets[0]),
+        residual_base=policy.residual_base, residual_scale=policy.residual_scale, household_steps=steps,
+        extra={"dataset": community.dataset.name, "settings": asdict(settings), "config": community.config.model_dump(mode="json")},
+    )
+    arrays = {"mean": np.stack([n.mean for n in policy.normalizers]), "var": np.stack([n.var for n in policy.normalizers]), **(running or {})}
+    checkpoint.write_checkpoint(out, meta, nets, arrays)
+
+
+def new_model(venv, settings: PPOSettings) -> PPO:
+    """A fresh shared-mode PPO model on ``venv`` with ``settings``."""
+    return PPO(
+        "MlpPolicy", venv, n_steps=settings.n_steps, batch_size=settings.batch_size, n_epochs=settings.n_epochs,
+        learning_rate=settings.learning_rate, gamma=settings.gamma, gae_lambda=settings.gae_lambda,
+        ent_coef=settings.ent_coef, clip_range=settings.clip_range, verbose=0, device="cpu",
+        policy_kwargs={"net_arch": settings.net_arch, "log_std_init": settings.log_std_init},
+        tensorboard_log=None,
+    )
+
+
+def resume_model(out: Path, venv: VecNormalize, settings: PPOSettings, community: Community) -> tuple[PPO, int]:
+    """The shared PPO model of the checkpoint in ``out``, rebuilt with ``settings``, and its household-steps.
+
+    Restores the network, Adam's state, the step count and ``venv``'s observation and return
+    normalisers; every file is read without running code. Raises :class:`CheckpointError` if the
+    checkpoint is of another mode, env, architecture or residual base than ``settings`` say.
+    """
+    meta_path = out / "meta.json"
+    raw = checkpoint.read_meta(out)
+    if checkpoint.is_legacy(raw):
+        raise CheckpointError(f"{out}: a legacy pickled checkpoint (policy.zip); --resume reads only the safe format: retrain")
+    meta = checkpoint.validate_meta(raw, meta_path)
+    checkpoint.check_env(meta, community, meta_path)
+    if meta["mode"] != "shared":
+        raise CheckpointError(f"{meta_path}: a {meta['mode']} checkpoint; --resume continues shared runs only")
+    if meta["residual_base"] != settings.residual_base:
+        raise CheckpointError(f"{meta_path}: trained with residual base {meta['residual_base']!r}, resuming with {settings.residual_base!r}")
+    model = new_model(venv, settings)
+    if meta["network"] != checkpoint.network_spec(model.policy):
+        raise CheckpointError(f"{meta_path}: network {meta['network']} differs from the settings' {checkpoint.network_spec(model.policy)}")
+    model.policy.load_state_dict(checkpoint.load_state_dict(out / "policy.pt", model.policy.state_dict()))
+    checkpoint.load_optimizer(out / "optimizer.pt", model.policy.optimizer)
+    stats = checkpoint.read_normalizers(out / "obs_rms.npz", 1, meta["observation_size"], checkpoint.NORMALIZER_KEYS + checkpoint.RESUME_KEYS)
+    venv.obs_rms.mean, venv.obs_rms.var, venv.obs_rms.count = stats["mean"][0], stats["var"][0], float(stats["count"][0])
+    venv.ret_rms.mean, venv.ret_rms.var, venv.ret_rms.count = stats["return_mean"][0], stats["return_var"][0], float(stats["return_count"][0])
+    model.num_timesteps = meta["household_steps"]
+    return model, meta["household_steps"]
 
 
 def train_shared(community: Community, settings: PPOSettings, out: Path, backend: str = "core", evaluate: bool = True, resume: bool = False) -> LearnedPolicy:
-    """One PPO policy for every household (parameter sharing)."""
+    """One PPO policy for every household (parameter sharing); ``resume`` continues the checkpoint in ``out``."""
     torch.set_num_threads(settings.torch_threads)
     set_random_seed(settings.seed)
     venv = make_vec_env(community, settings.scenarios, settings.seed, backend, settings.residual_base, settings.residual_scale)
-    if resume and (out / "policy.zip").exists():
-        model = PPO.load(out / "policy.zip", env=venv, device="cpu")
-        stats = np.load(out / "obs_rms.npz")
-        venv.obs_rms.mean, venv.obs_rms.var = stats["mean"][0], stats["var"][0]
-        done = int(json.loads((out / "meta.json").read_text())["household_steps"])
+    if resume and (out / "meta.json").exists():
+        model, done = resume_model(out, venv, settings, community)
     else:
-        model = PPO(
-            "MlpPolicy", venv, n_steps=settings.n_steps, batch_size=settings.batch_size, n_epochs=settings.n_epochs,
-            learning_rate=settings.learning_rate, gamma=settings.gamma, gae_lambda=settings.gae_lambda,
-            ent_coef=settings.ent_coef, clip_range=settings.clip_range, verbose=0, device="cpu",
-            policy_kwargs={"net_arch": settings.net_arch, "log_std_init": settings.log_std_init},
-            tensorboard_log=None,
-        )
-        done = 0
+        model, done = new_model(venv, settings), 0
     evaluator = TestWeekEvaluator(community) if evaluate else None
     curve = CurveLogger(out / "curve.csv", evaluator, append=resume)
     from stable_baselines3.common.logger import configure
@@ -301,10 +328,11 @@ def train_shared(community: Community, settings: PPOSettings, out: Path, backend
     model.learn(remaining, callback=callbacks, reset_num_timesteps=not resume)
     seconds = time.perf_counter() - t0
     norm = ObsNormalizer(venv.obs_rms.mean.copy(), venv.obs_rms.var.copy())
-    save_checkpoint(out, [model], [norm], "shared", community, settings, done + remaining)
+    policy = snapshot_policy([model], [norm], "shared", settings)
+    running = {"count": [venv.obs_rms.count], "return_mean": [venv.ret_rms.mean], "return_var": [venv.ret_rms.var], "return_count": [venv.ret_rms.count]}
+    save_checkpoint(out, policy, community, settings, done + remaining, {k: np.asarray(v, dtype=np.float64) for k, v in running.items()})
     (out / "timing.json").write_text(json.dumps({"train_seconds": round(seconds, 1), "household_steps": remaining, "household_steps_per_second": round(remaining / max(seconds, 1e-9))}))
     venv.close()
-    policy = snapshot_policy([model], [norm], "shared", settings)
     curve.log(done + remaining, policy)
     return policy
 
@@ -318,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fed-every", type=int, default=4, help="federated: PPO updates between FedAvg rounds (K)")
     parser.add_argument("--fed-personal", choices=["none", "head"], default="head", help="federated: layers kept at home (head: output layers)")
     parser.add_argument("--fed-server-lr", type=float, default=2.0,
-                        help="federated: step of the averaged update (1: plain FedAvg; 2 measured best, see README; 1 under --dp-noise, which needs plain FedAvg)")
+                        help="federated: step of the averaged update (1: plain FedAvg; 2 measured best, see README; 1 under --dp-noise or a robust --fed-aggregation)")
+    parser.add_argument("--fed-aggregation", choices=["fedavg", "fedmedian", "fedtrimmedavg", "krum", "multikrum", "bulyan"], default="fedavg",
+                        help="federated: how the server combines the homes' policies (robust ones ignore step counts; docs/federated.md)")
+    parser.add_argument("--fed-trim-fraction", type=float, default=0.2, help="federated, fedtrimmedavg: share of homes cut from each tail")
     parser.add_argument("--fed-normalizers", choices=["local", "shared"], default="local",
                         help="federated: keep each home's observation/return normalisers, or average them too")
     parser.add_argument("--dp-noise", type=float, default=0.0, help="federated: DP noise multiplier (0: no DP)")
@@ -355,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         from train.independent import train_independent
 
         fed = FedSettings(dp_noise_multiplier=args.dp_noise, dp_clipping_norm=args.dp_clip, seed=args.seed,
-                          server_learning_rate=1.0 if args.dp_noise else args.fed_server_lr)
+                          server_learning_rate=1.0 if args.dp_noise or args.fed_aggregation != "fedavg" else args.fed_server_lr,
+                          aggregation=args.fed_aggregation, trim_fraction=args.fed_trim_fraction)
         hook = PolicyFederation(args.fed_every, args.fed_personal, fed, steps_per_update=settings.n_steps * settings.scenarios,
                                 share_normalizers=args.fed_normalizers == "shared")
         train_independent(community, settings, out, evaluate=not args.no_eval, after_update=hook, label="federated")

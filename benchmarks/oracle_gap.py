@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         trial = modes.copy()
         trial.ravel()[cells[free]] = np.nan
         t0 = time.perf_counter()
-        x_n, value, bound = lagrangian.fixed_mode_schedule(model, trial, time_limit_s=120.0)
+        x_n, value, bound = lagrangian.fixed_mode_schedule(model, trial, lp.SearchBudget(time_limit_s=120.0))
         proven = (value - bound) <= 1e-6 * abs(value)
         better = value < objective - 1e-6 * abs(objective)
         print(f"   {name:<24} {int(free.sum()):>3} binaries  ${value + constant:.4f}  "

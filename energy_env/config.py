@@ -25,7 +25,9 @@ class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type or impossible; the message names it."""
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Base of every configuration section: unknown keys, loose types and non-finite floats fail."""
+
     # strict: no "5" for an int, 1 for a bool or "1.5" for a float (ints are accepted as floats);
     # allow_inf_nan=False: every float is finite (NaN or inf would end in NaN rewards).
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_assignment=True, frozen=True)
@@ -63,7 +65,7 @@ def _per_household(v: float | list[float], minimum: float, strict_minimum: bool)
     return v
 
 
-class BatteryConfig(_Strict):
+class BatteryConfig(StrictModel):
     """Home battery (defaults: a Tesla Powerwall 2 class unit, as in the proof of concept)."""
 
     capacity_kwh: FloatOrList = Field(
@@ -99,7 +101,7 @@ class BatteryConfig(_Strict):
         return self
 
 
-class GridConfig(_Strict):
+class GridConfig(StrictModel):
     """Per-household limits on the meter's net position, kWh per 30-minute interval.
 
     Each limit is one value for every home or a list with one value per home (service limits
@@ -126,7 +128,7 @@ class GridConfig(_Strict):
         return _per_household(v, 0.0, strict_minimum=False)
 
 
-class MarketConfig(_Strict):
+class MarketConfig(StrictModel):
     """The central coordinator's P2P market."""
 
     mechanism: Literal["sdr", "mid_market", "bill_sharing", "none"] = "sdr"
@@ -139,7 +141,7 @@ class MarketConfig(_Strict):
 GapFill = Literal["none", "interpolate", "previous", "same_slot"]
 
 
-class WholesaleConfig(_Strict):
+class WholesaleConfig(StrictModel):
     """Wholesale prices behind ``tariff.import_pricing: caiso_indexed`` (see energy_env/dynamic_pricing.py)."""
 
     source: Literal["file", "postgres", "supabase"] = "file"
@@ -168,7 +170,7 @@ class WholesaleConfig(_Strict):
         return self
 
 
-class TariffConfig(_Strict):
+class TariffConfig(StrictModel):
     """PG&E pricing. Import: E-TOU-C; export: Net Billing Tariff (NEM 3), NEM 2 or a flat rate."""
 
     import_rate_effective_date: Literal[
@@ -202,7 +204,7 @@ class TariffConfig(_Strict):
         return self
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     """Where the household load and PV come from (external sources: docs/data_sources.md)."""
 
     source: Literal["synthetic", "citylearn", "file", "postgres", "supabase"] = "synthetic"
@@ -231,7 +233,7 @@ class DataConfig(_Strict):
         return self
 
 
-class DatabaseConfig(_Strict):
+class DatabaseConfig(StrictModel):
     """Connection settings of the postgres / supabase sources; the secrets stay in the environment."""
 
     dsn_env: str = Field("WATTSHARE_PG_DSN", description="Environment variable holding the PostgreSQL DSN.")
@@ -240,7 +242,7 @@ class DatabaseConfig(_Strict):
     page_rows: Int = Field(1000, ge=1, description="Rows per request / fetch.")
 
 
-class ForecastConfig(_Strict):
+class ForecastConfig(StrictModel):
     """Where the households' forecasts (observations, the coordinator's price estimate) come from."""
 
     provider: Literal["perfect", "persistence", "seasonal_persistence", "seasonal_mean", "lstm"] = "persistence"
@@ -250,13 +252,13 @@ class ForecastConfig(_Strict):
     )
 
 
-class RewardConfig(_Strict):
+class RewardConfig(StrictModel):
     kind: Literal["cost", "savings"] = Field(
         "cost", description="cost: -$ paid this interval; savings: baseline $ - $ paid."
     )
 
 
-class EnvConfig(_Strict):
+class EnvConfig(StrictModel):
     """Everything a community simulation needs; see config/config.yaml."""
 
     num_households: Int = Field(10, ge=1)
@@ -326,10 +328,13 @@ def make_config(base: Mapping[str, Any] | None = None, source: str = "overrides"
         raise ConfigError(_format_error(err, source)) from None
 
 
-def load_config(path: str | Path | None = None, **overrides: Any) -> EnvConfig:
-    """Read a YAML config file (None = built-in defaults) and apply ``overrides``."""
-    if path is None:
-        return make_config(**overrides)
+# Top-level sections of a run configuration that are not the env's: ``wattshare`` reads them
+# (train/run_config.py); the env's loader leaves them alone, so one YAML describes a whole run.
+RUN_SECTIONS: tuple[str, ...] = ("oracle",)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from ``path`` (safe loader: no code runs), or :class:`ConfigError` naming the file."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -339,6 +344,17 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> EnvConfig:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path}: top level must be a mapping, got {type(raw).__name__}")
+    return raw
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> EnvConfig:
+    """Read a YAML config file (None = built-in defaults) and apply ``overrides``.
+
+    The file's run sections (:data:`RUN_SECTIONS`, e.g. ``oracle``) are not the env's and are left out.
+    """
+    if path is None:
+        return make_config(**overrides)
+    raw = {k: v for k, v in read_yaml(path).items() if k not in RUN_SECTIONS}
     return make_config(raw, source=str(path), **overrides)
 
 

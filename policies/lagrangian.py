@@ -91,13 +91,13 @@ class HomeSolutions:
 
 def home_subproblems(
     params, load: np.ndarray, pv: np.ndarray, imp: np.ndarray, exp: np.ndarray, soc0: np.ndarray, tp: float,
-    prices: np.ndarray, time_limit_s: float | None = None, cap_p2p: bool = False,
+    prices: np.ndarray, budget: lp.SearchBudget = lp.SearchBudget(), cap_p2p: bool = False,
 ) -> HomeSolutions:
     """Solve each home's MILP with the P2P balance priced at ``prices``.
 
     ``prices`` follow HiGHS's convention (objective ``c - A^T y``): received energy costs ``-y_t``
     per kWh and sent energy earns ``-(1 - loss) y_t``. Each home contributes its proven bound (its
-    optimum, or HiGHS's bound if ``time_limit_s`` cuts it off); their sum is the Lagrangian bound
+    optimum, or HiGHS's bound if ``budget`` cuts it off); their sum is the Lagrangian bound
     (weak duality).
 
     With ``cap_p2p`` a home sends at most its largest net surplus and receives at most its largest
@@ -130,7 +130,7 @@ def home_subproblems(
         cost[block(lp._R)] -= prices
         cost[block(lp._S)] += keep * prices
         model.lp.col_cost_ = cost
-        x, _, _, home_bounds[k] = lp._solve(model, 1e-9, time_limit_s)
+        x, _, _, home_bounds[k] = lp._solve(model, 1e-9, budget)
         first_z = len(lp.BLOCKS) * t
         modes[model.meter_cells, k] = np.round(x[first_z : first_z + model.meter_cells.size])
         p2p_net[:, k] = x[block(lp._R)] - keep * x[block(lp._S)]
@@ -138,7 +138,7 @@ def home_subproblems(
 
 
 def fixed_mode_schedule(
-    model: lp._Model, modes: np.ndarray, time_limit_s: float | None = None
+    model: lp._Model, modes: np.ndarray, budget: lp.SearchBudget = lp.SearchBudget()
 ) -> tuple[np.ndarray, float, float]:
     """The community model's optimum with its import-xor-export binaries fixed to ``modes`` ``(T, N)``.
 
@@ -156,7 +156,7 @@ def fixed_mode_schedule(
     fixed_lo[first_z:][fixed] = fixed_hi[first_z:][fixed] = z[fixed]
     model.lp.col_lower_, model.lp.col_upper_ = fixed_lo, fixed_hi
     try:
-        x, _, _, bound = lp._solve(model, 1e-9, time_limit_s)
+        x, _, _, bound = lp._solve(model, 1e-9, budget)
     finally:
         model.lp.col_lower_, model.lp.col_upper_ = lower, upper
     return x, float(np.dot(model.lp.col_cost_, x)), float(bound)
@@ -164,7 +164,7 @@ def fixed_mode_schedule(
 
 def lagrangian_round(
     params, load: np.ndarray, pv: np.ndarray, imp: np.ndarray, exp: np.ndarray, soc0: np.ndarray, tp: float,
-    model: lp._Model, time_limit_s: float | None = None,
+    model: lp._Model, budget: lp.SearchBudget = lp.SearchBudget(),
 ) -> LagrangianRound:
     """Duals of ``model``'s LP relaxation -> homes' MILPs (bound, modes) -> the fixed-mode schedule.
 
@@ -173,8 +173,8 @@ def lagrangian_round(
     """
     t, n = load.shape
     prices = p2p_balance_duals(model, t, n)
-    homes = home_subproblems(params, load, pv, imp, exp, soc0, tp, prices, time_limit_s)
-    x, objective, _ = fixed_mode_schedule(model, homes.modes, time_limit_s)
+    homes = home_subproblems(params, load, pv, imp, exp, soc0, tp, prices, budget)
+    x, objective, _ = fixed_mode_schedule(model, homes.modes, budget)
     if lp._simultaneous_cells(x, t * n).size:
         x, objective = None, np.inf
     return LagrangianRound(homes.bound, x, objective, prices)
@@ -193,7 +193,7 @@ class DualAscent:
 def maximize_dual(
     params, load: np.ndarray, pv: np.ndarray, imp: np.ndarray, exp: np.ndarray, soc0: np.ndarray, tp: float,
     prices0: np.ndarray, evaluations: int = 20, box_usd_per_kwh: float = 0.005, rel_tol: float = 1e-7,
-    time_limit_s: float | None = None,
+    budget: lp.SearchBudget = lp.SearchBudget(),
 ) -> DualAscent:
     """Search for P2P prices with a higher Lagrangian bound than ``prices0``: box-step cutting planes.
 
@@ -218,7 +218,7 @@ def maximize_dual(
         master.addCol(-1.0, -inf, inf, 0, none_i, none_v)  # maximise sum theta
 
     def evaluate(prices: np.ndarray) -> float:
-        homes = home_subproblems(params, load, pv, imp, exp, soc0, tp, prices, time_limit_s, cap_p2p=True)
+        homes = home_subproblems(params, load, pv, imp, exp, soc0, tp, prices, budget, cap_p2p=True)
         for k in range(n):  # theta_k <= bound_k + (prices - y) . a_k, a_k the home's P2P flows
             a = homes.p2p_net_kwh[:, k]
             index = np.append(np.arange(t), t + k).astype(np.int32)

@@ -15,7 +15,7 @@ import numpy as np
 
 from energy_env.community import Community
 from energy_env.core import State
-from policies.schedule_lp import Schedule, ScheduleError, solve_schedule
+from policies.schedule_lp import Schedule, ScheduleError, SearchBudget, solve_schedule
 
 __all__ = ["OraclePolicy", "Schedule", "ScheduleError", "setpoints_from_ac_kwh", "solve_schedule"]
 
@@ -30,8 +30,8 @@ def setpoints_from_ac_kwh(battery_ac_kwh: np.ndarray, max_ac_kwh: np.ndarray) ->
     return np.where(max_ac_kwh > 0, np.clip(battery_ac_kwh / safe, -1.0, 1.0), 0.0)
 
 
-def _solve(community: Community, length: int, gap: float, time_limit_s: float | None, start: int) -> Schedule:
-    return solve_schedule(community, start, length, mip_rel_gap=gap, time_limit_s=time_limit_s)
+def _solve(community: Community, length: int, gap: float, budget: SearchBudget, start: int) -> Schedule:
+    return solve_schedule(community, start, length, mip_rel_gap=gap, time_limit_s=budget.time_limit_s, node_limit=budget.node_limit)
 
 
 class OraclePolicy:
@@ -42,25 +42,28 @@ class OraclePolicy:
 
     Day-long episodes solve to optimality in about a second. Week-long episodes with many NBT
     evenings (export credit above the import price) are MILPs that HiGHS may not close quickly:
-    ``time_limit_s`` caps HiGHS's search; a week it does not close then gets a Lagrangian round
-    (:mod:`policies.lagrangian`: a proven bound and often a cheaper schedule), and the schedule
-    reports its ``mip_gap`` to the better bound.
+    ``time_limit_s`` caps HiGHS's search (wall clock), ``node_limit`` its branch-and-bound nodes
+    (with ``time_limit_s=None``: the same schedule on any machine); a week it does not close then
+    gets a Lagrangian round (:mod:`policies.lagrangian`: a proven bound and often a cheaper
+    schedule), and the schedule reports its ``mip_gap`` to the better bound.
     """
 
     def __init__(
-        self, name: str = "oracle", mip_rel_gap: float = 1e-6, time_limit_s: float | None = 300.0, workers: int = 1
+        self, name: str = "oracle", mip_rel_gap: float = 1e-6, time_limit_s: float | None = 300.0, workers: int = 1,
+        node_limit: int | None = None,
     ) -> None:
         self.name = name
         self.mip_rel_gap = mip_rel_gap
-        self.time_limit_s = time_limit_s
+        self.budget = SearchBudget(time_limit_s, node_limit)
         self.workers = workers  # episodes solved at once, in spawned processes (> 1)
+        self.settings_record: dict | None = None  # what a results file records of the budget (set by the registry)
         self.schedules: list[Schedule] = []
         self._starts = np.zeros(0, dtype=np.int64)
 
     def plan(self, community: Community, starts: np.ndarray, length: int) -> list[Schedule]:
         """Solve one schedule per episode (``starts``: ``(B,)`` global start intervals)."""
         self._starts = np.asarray(starts, dtype=np.int64).reshape(-1)
-        solve = partial(_solve, community, length, self.mip_rel_gap, self.time_limit_s)
+        solve = partial(_solve, community, length, self.mip_rel_gap, self.budget)
         workers = min(self.workers, len(self._starts))
         if workers <= 1:
             self.schedules = [solve(int(s)) for s in self._starts]
@@ -77,6 +80,11 @@ class OraclePolicy:
         steps = state.t - state.start
         b_kwh = np.stack([sched.battery_ac_kwh[k] for sched, k in zip(self.schedules, steps)])
         return setpoints_from_ac_kwh(b_kwh, community.params.battery.max_ac_kwh)
+
+    @property
+    def time_limit_s(self) -> float | None:
+        """The wall-clock cap per episode (None in the deterministic mode)."""
+        return self.budget.time_limit_s
 
     def total_cost_usd(self) -> float:
         """Sum of the planned episodes' community costs (terminal settlement included)."""

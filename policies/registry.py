@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 from policies.base import Policy
 from policies.rule_based import RuleBasedPolicy
+from policies.settings import OracleSettings
 from policies.simple import IdlePolicy, SimpleRulePolicy
 
-
-# Per episode, for HiGHS's search. A week it does not close gets a Lagrangian round after it
-# (policies/lagrangian.py: a few seconds), whose schedule and bound were as good after 10 s of
-# search as after 30 s on the CityLearn weeks.
-ORACLE_TIME_LIMIT_S = 10.0
+# Per episode, for HiGHS's search (OracleSettings' default; docs/training.md has the choice).
+ORACLE_TIME_LIMIT_S = OracleSettings().time_limit_s
 
 
-def _oracle() -> Policy:
+def make_oracle(settings: OracleSettings | None = None) -> Policy:
+    """The oracle under ``settings`` (default: 10 s of HiGHS search per week, two weeks at once)."""
     from policies.optimum import OraclePolicy  # HiGHS is imported only when asked for
 
-    # Most weeks solve to optimality in under a second; weeks with many NEM 3 evenings (binaries)
-    # stop here with a feasible schedule and a reported gap to a proven bound (README, "The oracle").
-    # The weeks are independent MILPs: solve two at once on this project's 2-core machines.
-    return OraclePolicy(time_limit_s=ORACLE_TIME_LIMIT_S, workers=min(2, os.cpu_count() or 1))
+    settings = settings or OracleSettings()
+    budget = settings.budget()
+    oracle = OraclePolicy(mip_rel_gap=settings.mip_rel_gap, time_limit_s=budget.time_limit_s, node_limit=budget.node_limit,
+                          workers=settings.worker_count())
+    oracle.settings_record = settings.record()
+    return oracle
 
 
 def _mpc() -> Policy:
@@ -44,12 +44,14 @@ POLICIES: dict[str, Callable[[], Policy]] = {
     "simple_rule": SimpleRulePolicy,
     "rule_based": RuleBasedPolicy,
     "mpc": _mpc,
-    "oracle": _oracle,
+    "oracle": make_oracle,
 }
 
 
-def make_policy(name: str) -> Policy:
-    """A fresh policy by name; raises ValueError naming the known ones."""
+def make_policy(name: str, oracle: OracleSettings | None = None) -> Policy:
+    """A fresh policy by name (``oracle``: the oracle's settings); raises ValueError naming the known ones."""
+    if name == "oracle":
+        return make_oracle(oracle)
     try:
         return POLICIES[name]()
     except KeyError:

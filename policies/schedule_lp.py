@@ -68,6 +68,38 @@ class ScheduleError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class SearchBudget:
+    """How long HiGHS may search one MILP: wall-clock seconds, branch-and-bound nodes, or both.
+
+    A wall-clock limit stops the search wherever the machine got to, so the schedule depends on
+    the machine and its load. A node limit alone (``time_limit_s=None``) stops it at the same
+    point everywhere (HiGHS's search is deterministic for one version and one model): the
+    deterministic mode. Neither: search to the gap.
+    """
+
+    time_limit_s: float | None = None
+    node_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.time_limit_s is not None and not (self.time_limit_s > 0 and np.isfinite(self.time_limit_s)):
+            raise ValueError(f"time_limit_s must be a finite number > 0 or None, got {self.time_limit_s}")
+        if self.node_limit is not None and (isinstance(self.node_limit, bool) or not isinstance(self.node_limit, (int, np.integer)) or self.node_limit < 1):
+            raise ValueError(f"node_limit must be an integer >= 1 or None, got {self.node_limit!r}")
+
+    @property
+    def deterministic(self) -> bool:
+        """True when no wall-clock limit can cut the search (the same schedule on any machine)."""
+        return self.time_limit_s is None
+
+    def apply(self, h: highspy.Highs) -> None:
+        """Set the limits on a HiGHS instance."""
+        if self.time_limit_s is not None:
+            h.setOptionValue("time_limit", float(self.time_limit_s))
+        if self.node_limit is not None:
+            h.setOptionValue("mip_max_nodes", int(self.node_limit))
+
+
+@dataclass(frozen=True)
 class Schedule:
     """An optimal schedule of ``length`` intervals from global interval ``start``; arrays ``(length, N)``."""
 
@@ -113,6 +145,7 @@ def solve_schedule(
     mip_rel_gap: float = 1e-6,
     time_limit_s: float | None = None,
     lagrangian_bound: bool = True,
+    node_limit: int | None = None,
 ) -> Schedule:
     """Cost-minimal battery schedule of the whole community over intervals ``start .. start+length-1``.
 
@@ -123,8 +156,9 @@ def solve_schedule(
     plain LP: no import-xor-export binaries and only the connection limits on the meter's flows
     (only to show the arbitrage the binaries prevent).
 
-    With binaries (NBT summer evenings) the problem is a MILP; HiGHS stops at ``mip_rel_gap`` or
-    after ``time_limit_s``. A schedule cut off by the time limit is still feasible (the replay
+    With binaries (NBT summer evenings) the problem is a MILP; HiGHS stops at ``mip_rel_gap``, after
+    ``time_limit_s`` or after ``node_limit`` branch-and-bound nodes (:class:`SearchBudget`; a node
+    limit alone is deterministic). A schedule cut off by a limit is still feasible (the replay
     identity holds for it) and reports its gap and ``lower_bound_usd``: the better of HiGHS's bound
     and, with ``lagrangian_bound``, the bound of :mod:`policies.lagrangian` (one exact MILP per home,
     the P2P balance priced by the LP duals; a few seconds), whose import/export modes, fixed in the
@@ -154,17 +188,18 @@ def solve_schedule(
     else:
         tp = 0.0
 
+    budget = SearchBudget(time_limit_s, node_limit)
     lp = _build(params, load, pv, imp, exp, soc0, tp, meter_binaries)
     t0 = time.perf_counter()
-    x, status, gap, bound = _solve(lp, mip_rel_gap, time_limit_s)
+    x, status, gap, bound = _solve(lp, mip_rel_gap, budget)
     extra_pairs = _simultaneous_cells(x, length * n)
     if extra_pairs.size:  # see the module docstring: re-solve with charge-xor-discharge binaries there
         lp = _build(params, load, pv, imp, exp, soc0, tp, meter_binaries, cd_cells=extra_pairs)
-        x, status, gap, bound = _solve(lp, mip_rel_gap, time_limit_s)
+        x, status, gap, bound = _solve(lp, mip_rel_gap, budget)
     bound_method = schedule_method = "highs"
     if lagrangian_bound and lp.num_binaries and gap > mip_rel_gap and extra_pairs.size == 0:
         objective = float(np.dot(lp.lp.col_cost_, x))
-        found = _lagrangian(params, load, pv, imp, exp, soc0, tp, lp, time_limit_s)
+        found = _lagrangian(params, load, pv, imp, exp, soc0, tp, lp, budget)
         if found is not None:
             if found.bound > bound:
                 bound, bound_method = found.bound, "lagrangian"
@@ -202,12 +237,12 @@ def solve_schedule(
     )
 
 
-def _lagrangian(params, load, pv, imp, exp, soc0, tp, model: _Model, time_limit_s):
+def _lagrangian(params, load, pv, imp, exp, soc0, tp, model: _Model, budget: SearchBudget):
     """:func:`policies.lagrangian.lagrangian_round` on this model, or None where one of its models does not solve."""
     from policies import lagrangian
 
     try:
-        return lagrangian.lagrangian_round(params, load, pv, imp, exp, soc0, tp, model, time_limit_s)
+        return lagrangian.lagrangian_round(params, load, pv, imp, exp, soc0, tp, model, budget)
     except ScheduleError:
         return None
 
@@ -345,26 +380,26 @@ def _build(params, load, pv, imp, exp, soc0, tp, meter_binaries, cd_cells=None) 
     return _Model(lp, num_bin, arb)
 
 
-def _solve(model: _Model, mip_rel_gap: float, time_limit_s: float | None) -> tuple[np.ndarray, str, float, float]:
+def _solve(model: _Model, mip_rel_gap: float, budget: SearchBudget = SearchBudget()) -> tuple[np.ndarray, str, float, float]:
     """Run HiGHS; return the primal solution, model status, relative gap and objective bound.
 
     Raises :class:`ScheduleError` unless the model is solved to optimality, or a MILP stopped
-    by the time limit holds a feasible solution.
+    by the budget's time or node limit holds a feasible solution.
     """
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     if model.num_binaries:
         h.setOptionValue("mip_rel_gap", mip_rel_gap)
         h.setOptionValue("mip_feasibility_tolerance", 1e-9)  # z = 1e-7 would let gi and ge both leak
-    if time_limit_s is not None:
-        h.setOptionValue("time_limit", float(time_limit_s))
+    budget.apply(h)
     h.passModel(model.lp)
     h.run()
     status = h.getModelStatus()
     name = h.modelStatusToString(status)
     info = h.getInfo()
     feasible = info.primal_solution_status == 2  # kSolutionStatusFeasible
-    cut_off = status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt)
+    # a node limit ends HiGHS's search with "Solution limit reached"
+    cut_off = status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt, highspy.HighsModelStatus.kSolutionLimit)
     if not (status == highspy.HighsModelStatus.kOptimal or (cut_off and feasible and model.num_binaries)):
         raise ScheduleError(f"HiGHS found no optimal schedule: model status {name!r}")
     if model.num_binaries:

@@ -46,3 +46,19 @@ def test_run_bad_config_exits_with_a_named_key(tmp_path, capsys):
     cfg.write_text("battery:\n  round_trip_efficiency: 1.5\n")
     assert main(["run", "--config", str(cfg), "--output", str(tmp_path / "x")]) == 2
     assert "battery.round_trip_efficiency" in capsys.readouterr().err
+
+
+def test_benchmark_oracle_budget_from_the_config_and_flags(tmp_path, capsys):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("num_households: 3\noracle:\n  mode: deterministic\n  node_limit: 50\n  workers: 1\n")
+    out = tmp_path / "b"
+    assert main(["benchmark", "--config", str(cfg), "--policies", "pge_baseline", "oracle", "--weeks", "1", "--no-plots",
+                 "--output", str(out)]) == 0
+    doc = json.loads((out / "results_oracle.json").read_text())
+    assert doc["oracle_settings"] == {"mode": "deterministic", "mip_rel_gap": 1e-6, "node_limit": 50}
+    assert main(["benchmark", "--config", str(cfg), "--policies", "oracle", "--weeks", "1", "--no-plots", "--output", str(out),
+                 "--oracle-mode", "time", "--oracle-time-limit", "3"]) == 0
+    assert json.loads((out / "results_oracle.json").read_text())["oracle_settings"]["time_limit_s"] == 3.0
+    cfg.write_text("oracle:\n  time_limit: 5\n")
+    assert main(["benchmark", "--config", str(cfg), "--policies", "oracle", "--output", str(out)]) == 2
+    assert "oracle.time_limit: unknown key" in capsys.readouterr().err

@@ -44,7 +44,7 @@ def test_bound_lies_between_the_lp_relaxation_and_the_optimum(nem3_days):
 
     relaxed = lp._build(*args, True)
     relaxed.lp.integrality_ = []
-    lp_bound = lp._solve(lp._Model(relaxed.lp, 0), 1e-9, None)[3]
+    lp_bound = lp._solve(lp._Model(relaxed.lp, 0), 1e-9)[3]
     prices = lagrangian.p2p_balance_duals(lp._build(*args, True), t, n)
     assert prices.shape == (t,) and np.isfinite(prices).all()
     homes = lagrangian.home_subproblems(*args, prices)
@@ -75,7 +75,7 @@ def test_fixed_modes_of_the_optimum_give_the_optimum(nem3_days):
     com, start, length, args = nem3_days
     t, n = args[1].shape
     model = lp._build(*args, True)
-    x, _, _, optimum = lp._solve(model, 1e-9, None)
+    x, _, _, optimum = lp._solve(model, 1e-9)
     modes = np.full((t, n), np.nan)
     modes.ravel()[model.meter_cells] = np.round(x[len(lp.BLOCKS) * t * n :])
     assert lagrangian.fixed_mode_schedule(model, modes)[1] == pytest.approx(optimum, rel=1e-9)
@@ -85,7 +85,7 @@ def test_free_cells_make_a_neighbourhood_that_is_solved_exactly(nem3_days):
     com, start, length, args = nem3_days
     t, n = args[1].shape
     model = lp._build(*args, True)
-    _, _, _, optimum = lp._solve(model, 1e-9, None)
+    _, _, _, optimum = lp._solve(model, 1e-9)
     importing = np.ones((t, n))  # every meter held in import mode: a poor schedule
     poor = lagrangian.fixed_mode_schedule(model, importing)[1]
     assert poor > optimum + 1e-3
@@ -100,7 +100,7 @@ def test_free_cells_make_a_neighbourhood_that_is_solved_exactly(nem3_days):
 def test_dual_ascent_never_lowers_the_bound_and_stays_valid(nem3_days):
     com, start, length, args = nem3_days
     t, n = args[1].shape
-    optimum = lp._solve(lp._build(*args, True), 1e-9, None)[3]
+    optimum = lp._solve(lp._build(*args, True), 1e-9)[3]
     # start far from good prices (P2P free of charge) so that there is something to climb
     start_prices = np.zeros(t)
     first = lagrangian.home_subproblems(*args, start_prices, cap_p2p=True).bound
@@ -128,9 +128,9 @@ def test_a_stopped_search_is_completed_by_the_lagrangian_round(nem3_days, monkey
     real_solve = lp._solve
     n = com.num_households
 
-    def stopped_early(model, gap, time_limit):  # the first solve: the community's MILP
+    def stopped_early(model, gap, budget):  # the first solve: the community's MILP
         monkeypatch.setattr(lp, "_solve", real_solve)  # every later solve is real
-        _, _, _, bound = real_solve(model, gap, time_limit)
+        _, _, _, bound = real_solve(model, gap, budget)
         poor, _, _ = lagrangian.fixed_mode_schedule(model, np.ones((length, n)))  # every meter importing
         return poor, "Time limit reached", 0.5, bound - 10.0
 

@@ -251,3 +251,37 @@ def test_oracle_solves_episodes_in_worker_processes_alike():
     for a, b in zip(one, two):
         assert a.community_cost_usd == b.community_cost_usd
         np.testing.assert_array_equal(a.battery_ac_kwh, b.battery_ac_kwh)
+
+
+def test_deterministic_oracle_ignores_the_clock():
+    """A node limit instead of a wall-clock cap: the same schedule whatever the time budget or load."""
+    from policies.registry import make_oracle
+    from policies.settings import OracleSettings
+
+    com = build_community(make_config(num_households=6))
+    start = day_index(com, "2025-09-23") * INTERVALS_PER_DAY  # NEM 3 evenings: a MILP
+    schedules = []
+    for seconds in (0.001, 1000.0):  # the time limit is ignored in this mode
+        oracle = make_oracle(OracleSettings(mode="deterministic", node_limit=2, time_limit_s=seconds, workers=1))
+        assert oracle.budget.deterministic and oracle.settings_record == {"mode": "deterministic", "mip_rel_gap": 1e-6, "node_limit": 2}
+        schedules.append(oracle.plan(com, np.array([start]), 3 * INTERVALS_PER_DAY)[0])
+    a, b = schedules
+    assert a.status == "Solution limit reached" or a.bound_method == "lagrangian"  # the node limit did bind
+    assert a.community_cost_usd == b.community_cost_usd and a.lower_bound_usd == b.lower_bound_usd
+    np.testing.assert_array_equal(a.battery_ac_kwh, b.battery_ac_kwh)
+    timed = make_oracle(OracleSettings(time_limit_s=5.0))
+    assert not timed.budget.deterministic and timed.settings_record == {"mode": "time", "mip_rel_gap": 1e-6, "time_limit_s": 5.0}
+
+
+def test_solver_budget_settings_are_checked():
+    from policies.schedule_lp import SearchBudget
+    from policies.settings import OracleSettings
+    from pydantic import ValidationError
+
+    for bad in ({"mode": "fast"}, {"time_limit_s": 0}, {"time_limit_s": float("inf")}, {"node_limit": 0}, {"mip_rel_gap": 1.0}, {"workers": "2"}):
+        with pytest.raises(ValidationError, match=next(iter(bad))):
+            OracleSettings(**bad)
+    with pytest.raises(ValueError, match="node_limit"):
+        SearchBudget(node_limit=0)
+    with pytest.raises(ValueError, match="time_limit_s"):
+        SearchBudget(time_limit_s=float("nan"))

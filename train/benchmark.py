@@ -12,6 +12,7 @@ seed's shape, and for the run ``benchmark.md`` (the table) and PNG plots.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,14 +48,17 @@ class PolicyRun:
     seconds: float
 
 
-def run_policy(policy: Policy | str, community: Community, starts: np.ndarray, length: int, progress: bool = True) -> PolicyRun:
-    """Roll out one policy (an object or a registered name) on the given episodes.
+def run_policy(
+    policy: Policy | str, community: Community, starts: np.ndarray, length: int, progress: bool = True, name: str | None = None,
+) -> PolicyRun:
+    """Roll out one policy (an object or a registered name) on the given episodes (``name``: its row, default ``policy.name``).
 
     A policy with a ``market_mechanism`` attribute runs with that mechanism (the PG&E baseline
     switches the P2P market off); one with ``plan`` plans the episodes first (the oracle).
     """
     if isinstance(policy, str):
         policy = make_policy(policy)
+    name = name or policy.name
     mechanism = getattr(policy, "market_mechanism", None)
     if mechanism is not None and mechanism != community.params.mechanism:
         cfg = community.config.model_copy(update={"market": community.config.market.model_copy(update={"mechanism": mechanism})})
@@ -62,12 +66,14 @@ def run_policy(policy: Policy | str, community: Community, starts: np.ndarray, l
     t0 = time.perf_counter()
     if hasattr(policy, "plan"):
         policy.plan(community, starts, length)
-    bar = tqdm(total=length, desc=f"{policy.name:>12}", unit="step", disable=not progress, leave=False)
+    bar = tqdm(total=length, desc=f"{name:>12}", unit="step", disable=not progress, leave=False)
     traj = rollout(community, policy.act, starts, length, progress=bar)
     bar.close()
     seconds = time.perf_counter() - t0
-    doc = results_json(community, traj, policy.name, timeline=False)
+    doc = results_json(community, traj, name, timeline=False)
     doc["wall_seconds"] = round(seconds, 2)
+    if getattr(policy, "settings_record", None):  # the oracle's solver budget, so a result says how it was solved
+        doc["oracle_settings"] = policy.settings_record
     if hasattr(policy, "schedules"):  # the oracle: how close each week's MILP came to its bound
         doc["oracle_mip_gaps"] = [float(getattr(sc, "mip_gap", 0.0) or 0.0) for sc in policy.schedules]
         doc["oracle_bounds"] = [
@@ -76,7 +82,34 @@ def run_policy(policy: Policy | str, community: Community, starts: np.ndarray, l
              "bound_method": sc.bound_method, "schedule_method": sc.schedule_method}
             for sc in policy.schedules
         ]
-    return PolicyRun(policy.name, traj, doc, seconds)
+    return PolicyRun(name, traj, doc, seconds)
+
+
+def distinct_names(policies: list[Policy]) -> list[str]:
+    """One row name per policy: a checkpoint whose name another policy has too becomes ``name@folder``.
+
+    Checkpoints carry their folder as ``source`` (:meth:`policies.learned.LearnedPolicy.load`);
+    two from folders of the same name get ``-2``, ``-3``... Other duplicates, and names that
+    cannot name a file, raise ValueError: a results file is never silently overwritten.
+    """
+    names = [p.name for p in policies]
+    counts = {n: names.count(n) for n in names}
+    out, seen = [], {}
+    for policy, name in zip(policies, names):
+        source = getattr(policy, "source", None)
+        if counts[name] > 1 and source is not None:
+            folder = re.sub(r"[^A-Za-z0-9_.+-]+", "_", Path(source).resolve().name).strip("_") or "checkpoint"
+            name = f"{name}@{folder}"
+            seen[name] = seen.get(name, 0) + 1  # the same folder name under two parents: number the later ones
+            name = name if seen[name] == 1 else f"{name}-{seen[name]}"
+        out.append(name)
+    dupes = sorted({n for n in out if out.count(n) > 1})
+    if dupes:
+        raise ValueError(f"two policies are named {dupes[0]!r} (each writes results_<name>.json); give them distinct names")
+    bad = [n for n in out if not n or n.startswith(".") or any(c in n for c in "/\\")]
+    if bad:
+        raise ValueError(f"policy name {bad[0]!r} cannot name a results file")
+    return out
 
 
 class _FixedProvider:
@@ -163,10 +196,10 @@ def run_benchmark(
         starts = starts[:max_weeks]
     if len(starts) == 0:
         raise ValueError(f"{community.dataset.name}: no complete test week to benchmark")
+    policies = [make_policy(p) if isinstance(p, str) else p for p in policies]
     runs: dict[str, PolicyRun] = {}
-    for policy in policies:
-        run = run_policy(policy, community, starts, WEEK, progress)
-        runs[run.name] = run
+    for policy, name in zip(policies, distinct_names(policies)):  # names checked before minutes of rollouts
+        runs[name] = run_policy(policy, community, starts, WEEK, progress, name=name)
     add_oracle_share(runs)
     meta = {
         "dataset": community.dataset.name,

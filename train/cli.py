@@ -27,7 +27,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from train.pipeline import run_pipeline
 
     cfg = _config_for(args)
-    doc = run_pipeline(cfg, args.output, quick=args.quick)
+    doc = run_pipeline(cfg, args.output, quick=args.quick, oracle=_oracle_settings(args))
     table = (Path(args.output) / "benchmark" / "benchmark.md").read_text()
     print(table)
     agg = doc["aggregate_metrics"]
@@ -73,6 +73,25 @@ def _external_size(cfg) -> int:
     return len(found)
 
 
+def _oracle_settings(args: argparse.Namespace):
+    """The ``oracle`` section of the config file, overridden by the ``--oracle-*`` flags."""
+    from train.run_config import load_run_config
+
+    flags = {"mode": args.oracle_mode, "time_limit_s": args.oracle_time_limit, "node_limit": args.oracle_node_limit,
+             "mip_rel_gap": args.oracle_gap}
+    return load_run_config(args.config, oracle=flags).oracle
+
+
+def _add_oracle_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags of the oracle's solver budget (the config's ``oracle`` section; docs/training.md)."""
+    g = parser.add_argument_group("the oracle's solver budget (override the config's oracle section)")
+    g.add_argument("--oracle-mode", choices=["time", "deterministic"], default=None,
+                   help="oracle.mode: time (a wall-clock cap per week) or deterministic (a node cap: the same schedule on any machine)")
+    g.add_argument("--oracle-time-limit", type=float, default=None, help="oracle.time_limit_s: seconds of search per week (mode time; default 10)")
+    g.add_argument("--oracle-node-limit", type=int, default=None, help="oracle.node_limit: branch-and-bound nodes per MILP (mode deterministic; default 200)")
+    g.add_argument("--oracle-gap", type=float, default=None, help="oracle.mip_rel_gap: relative gap at which HiGHS stops (default 1e-6)")
+
+
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
     """Flags that override the config's data source and pricing (see docs/data_sources.md)."""
     g = parser.add_argument_group("data source and pricing (override the config)")
@@ -95,15 +114,19 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     """Run policies on the test weeks and write JSON, a markdown table and plots."""
     from train.benchmark import run_benchmark
 
+    from policies.registry import make_policy
+
     t0 = time.perf_counter()
     cfg = _config_for(args)
-    policies: list = list(args.policies)
+    oracle = _oracle_settings(args)
+    policies: list = [make_policy(name, oracle=oracle) if name == "oracle" else name for name in args.policies]
     if args.checkpoints:
         from energy_env.community import build_community
         from policies.learned import LearnedPolicy
 
         community = build_community(cfg)
-        policies += [LearnedPolicy.load(path, community) for path in args.checkpoints]
+        # Checkpoints of the same name keep a row each (name@folder: train/benchmark.py distinct_names).
+        policies += [LearnedPolicy.load(path, community, trust_pickle=args.trust_pickled_checkpoints) for path in args.checkpoints]
     runs = run_benchmark(cfg, policies, args.output, max_weeks=args.weeks, plots=not args.no_plots)
     table = (Path(args.output) / "benchmark.md").read_text()
     print(table)
@@ -120,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="a one-minute smoke version (tiny budgets, one test week)")
     run.add_argument("--output", default="data/output", help="folder for simulation_results.json, the benchmark and checkpoints")
     _add_data_flags(run)
+    _add_oracle_flags(run)
     run.set_defaults(func=cmd_run)
 
     bench = sub.add_parser("benchmark", help="policies on the test weeks against plain PG&E pricing")
@@ -129,10 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--include-faulty", action="store_true", help="keep the homes the CityLearn loader flags")
     bench.add_argument("--policies", nargs="+", default=["pge_baseline", "simple_rule", "rule_based", "mpc", "oracle"])
     bench.add_argument("--checkpoints", nargs="*", default=[], help="trained policy folders (wattshare train-policies) to add")
+    bench.add_argument("--trust-pickled-checkpoints", action="store_true",
+                       help="also load old-format checkpoints (SB3 policy.zip), whose pickled contents can run code: only files you trust")
     bench.add_argument("--weeks", type=int, default=None, help="only the first K test weeks")
     bench.add_argument("--no-plots", action="store_true")
     bench.add_argument("--output", default="data/output/benchmark")
     _add_data_flags(bench)
+    _add_oracle_flags(bench)
     bench.set_defaults(func=cmd_benchmark)
 
     for name, target, text in (

@@ -28,6 +28,8 @@ from pathlib import Path
 from energy_env.community import build_community
 from energy_env.config import EnvConfig
 from energy_env.results import results_json
+from policies.registry import make_policy
+from policies.settings import OracleSettings
 from train.benchmark import WEEK, run_benchmark
 from train.ppo import PPOSettings, train_shared
 
@@ -49,8 +51,11 @@ FULL = Budget(20, 1, 10, 3_000_000, None, ("pge_baseline", "rule_based", "mpc", 
 QUICK = Budget(1, 1, 1, 20_000, 1, ("pge_baseline", "rule_based", "oracle"), residual=False)
 
 
-def run_pipeline(config: EnvConfig, out_dir: str | Path = "data/output", quick: bool = False, progress: bool = True) -> dict:
-    """Run the whole pipeline; returns the ``simulation_results.json`` document."""
+def run_pipeline(
+    config: EnvConfig, out_dir: str | Path = "data/output", quick: bool = False, progress: bool = True,
+    oracle: OracleSettings | None = None,
+) -> dict:
+    """Run the whole pipeline; returns the ``simulation_results.json`` document (``oracle``: its solver budget)."""
     from federated.forecast_runs import personalised_forecasters, run_fedavg
     from forecasting.checkpoint import save_checkpoint
     from forecasting.provider import LSTMForecast
@@ -94,7 +99,8 @@ def run_pipeline(config: EnvConfig, out_dir: str | Path = "data/output", quick: 
     # 4. Benchmark on the test weeks (cost, not the training reward, is what is scored).
     t2 = time.perf_counter()
     scored = build_community(config.model_copy(update={"episode_length": WEEK}), dataset=dataset, provider=lstm)
-    runs = run_benchmark(None, [*budget.policies, *learned], out / "benchmark", max_weeks=budget.weeks, progress=progress, community=scored)
+    named = [make_policy(p, oracle=oracle) if p == "oracle" else p for p in budget.policies]
+    runs = run_benchmark(None, [*named, *learned], out / "benchmark", max_weeks=budget.weeks, progress=progress, community=scored)
     timings["benchmark_s"] = time.perf_counter() - t2
 
     # 5. The seed-shaped document: the learned policy, its first test week, every policy's figures.

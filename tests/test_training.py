@@ -112,3 +112,45 @@ def test_resume_refuses_other_settings(tmp_path):
     with pytest.raises(CheckpointError, match=r"optimizer.pt: not a readable optimizer state file"):
         resume_model(tmp_path, venv, settings, community)
     venv.close()
+
+
+def test_curve_has_one_row_per_evaluation_of_the_trained_weights(tmp_path, monkeypatch):
+    """Evaluations fall between updates, so the last row is the saved checkpoint's score, once."""
+    import csv
+
+    import train.ppo as ppo
+    from energy_env import core
+
+    class Probe:  # scores a policy by its actions on fixed observations: any weight change shows
+        baseline_usd = 1.0
+
+        def __init__(self, community, max_weeks=None):
+            self.community = community
+            self.state = core.reset_state(community.params, community.data, np.array([0, 4800, 9600]), 48)
+            self.obs = core.observe(self.state, community.params, community.data)
+
+        def cost_usd(self, policy):
+            return float(1000 * np.abs(policy.act(self.obs, self.state, self.community)).sum())
+
+        def oracle_share(self, cost):
+            return None
+
+    monkeypatch.setattr(ppo, "TestWeekEvaluator", Probe)
+    community = build_community(make_config(**SMALL))
+    settings = PPOSettings(total_timesteps=4 * 48 * 4 * 3, scenarios=4, batch_size=192, n_epochs=1, eval_every=2 * 48 * 4 * 3)
+    train_shared(community, settings, tmp_path, evaluate=True)
+    rows = list(csv.DictReader((tmp_path / "curve.csv").open()))
+    assert [int(r["household_steps"]) for r in rows] == [1152, 2304]
+    final = Probe(community).cost_usd(LearnedPolicy.load(tmp_path, community))
+    assert float(rows[-1]["test_cost_usd"]) == round(final, 2)
+
+
+def test_default_outputs_differ_per_variant_and_data_set():
+    from train.ppo import default_output
+
+    a = build_community(make_config(num_households=3))
+    b = build_community(make_config(num_households=4))
+    outs = {default_output(a, "shared"), default_output(a, "shared", "rule_based"), default_output(a, "independent"),
+            default_output(a, "federated"), default_output(b, "shared")}
+    assert len(outs) == 5
+    assert default_output(a, "shared", "rule_based").name == "ppo_shared_residual_rule_based"

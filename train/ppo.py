@@ -39,6 +39,9 @@ from policies.checkpoint import CheckpointError
 from policies.learned import LearnedPolicy, ObsNormalizer
 
 
+DEFAULT_ROOT = Path("data/checkpoints/policies")
+
+
 @dataclass
 class PPOSettings:
     """Hyper-parameters with defaults that train well on this env (see docs/training.md)."""
@@ -191,13 +194,16 @@ class CurveLogger:
         self.path = path
         self.evaluator = evaluator
         self.t0 = time.perf_counter()
+        self.last_steps: int | None = None
         if not (append and path.exists()):  # a resumed run continues its curve
             with path.open("w", newline="") as f:
                 csv.writer(f).writerow(["household_steps", "wall_seconds", "test_cost_usd", "savings_percent", "oracle_share"])
 
     def log(self, steps: int, policy: LearnedPolicy) -> dict[str, float | None]:
-        if self.evaluator is None:
+        """Score ``policy`` and append its row; a second call at the same step count writes nothing."""
+        if self.evaluator is None or steps == self.last_steps:
             return {}
+        self.last_steps = steps
         cost = self.evaluator.cost_usd(policy)
         base = self.evaluator.baseline_usd
         share = self.evaluator.oracle_share(cost)
@@ -234,13 +240,18 @@ class _EvalCallback(BaseCallback):
         super().__init__()
         self.every, self.curve, self.venv, self.next_at, self.settings = every, curve, venv, every, settings
 
-    def _on_step(self) -> bool:
+    def _on_rollout_start(self) -> None:
+        # Between an update and the next rollout: the policy scored is the one trained on
+        # num_timesteps steps (mid-rollout it would be scored before its update, and the last
+        # point would repeat the final evaluation with other weights).
         if self.num_timesteps >= self.next_at:
             self.next_at += self.every
             norm = ObsNormalizer(self.venv.obs_rms.mean.copy(), self.venv.obs_rms.var.copy())
             point = self.curve.log(self.num_timesteps, snapshot_policy([self.model], [norm], "shared", self.settings))
             if point:
                 print(f"  {self.num_timesteps:>10,} steps: test savings {point['savings_percent']}%, oracle share {point['oracle_share']}")
+
+    def _on_step(self) -> bool:
         return True
 
 
@@ -337,6 +348,15 @@ def train_shared(community: Community, settings: PPOSettings, out: Path, backend
     return policy
 
 
+def default_output(community: Community, mode: str, residual_base: str | None = None, root: str | Path = DEFAULT_ROOT) -> Path:
+    """Where a variant's checkpoint goes by default: one folder per data set and variant, so runs
+    of other modes, residual bases or data sets never overwrite each other."""
+    from forecasting.checkpoint import dataset_slug
+
+    variant = f"ppo_{mode}" + (f"_residual_{residual_base}" if residual_base else "")
+    return Path(root) / dataset_slug(community.dataset) / variant
+
+
 def main(argv: list[str] | None = None) -> int:
     """``wattshare train-policies``: train, checkpoint, evaluate on the test weeks."""
     parser = argparse.ArgumentParser(prog="wattshare train-policies", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -364,14 +384,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episode-length", type=int, default=336, help="training episode, intervals (336: a week, like the evaluation)")
     parser.add_argument("--residual", default=None, help="learn a correction to this controller's setpoint (e.g. rule_based)")
     parser.add_argument("--reward", choices=["savings", "cost"], default="savings", help="reward.kind while training (savings: baseline $ - $ paid)")
-    parser.add_argument("--output", default="data/checkpoints/policies/ppo_shared")
+    parser.add_argument("--output", default=None,
+                        help="checkpoint folder (default: data/checkpoints/policies/<data set>/<variant>, e.g. .../ppo_shared_residual_rule_based)")
     args = parser.parse_args(argv)
     # Savings against the home's own baseline remove the load-driven variance of the cost, so the
     # reward reflects only what the battery did; the evaluation still scores the cost.
     cfg: EnvConfig = load_config(args.config, reward={"kind": args.reward}, episode_length=args.episode_length)
     community = build_community(cfg)
     settings = PPOSettings(total_timesteps=args.steps, scenarios=args.scenarios, seed=args.seed, eval_every=args.eval_every, residual_base=args.residual)
-    out = Path(args.output)
+    out = Path(args.output) if args.output else default_output(community, args.mode, args.residual)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if args.mode == "shared":

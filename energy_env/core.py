@@ -28,6 +28,7 @@ from energy_env import grid, market, signals
 from energy_env.config import INTERVALS_PER_DAY, EnvConfig
 from energy_env.data.dataset import DataError, Dataset
 from energy_env.forecast import ForecastProvider, make_provider
+from energy_env.layout import OBSERVATION, SCENARIO_FIELDS, TIME_FEATURES, observation_layout
 from energy_env.tariff import baseline_allowance_kwh_per_day, baseline_credit_usd_per_kwh, build_price_table
 
 
@@ -60,7 +61,7 @@ class CommunityData:
     export_fc_usd_per_kwh: np.ndarray  # (T, H)
     load_fc_kwh: np.ndarray  # (T, N, H)
     pv_fc_kwh: np.ndarray  # (T, N, H)
-    time_features: np.ndarray  # (T, 6) float32, see TIME_FEATURES
+    time_features: np.ndarray  # (T, 6) float32, see layout.TIME_FEATURES
     baseline_cost_usd: np.ndarray  # (T, N): battery idle, no P2P, plain PG&E
     expected_price_usd_per_kwh: np.ndarray  # (T,): coordinator's estimate for t, published at t-1
     expected_sdr: np.ndarray  # (T,)
@@ -72,15 +73,12 @@ class CommunityData:
     pricing_description: str
     market_score_buyer: np.ndarray  # (T,): the profitability score's market term w1 m for a buyer
     market_score_seller: np.ndarray  # (T,): and for a seller (signals.market_terms of the expected price)
-    # (T, 11 + 2 H) float32: the observation's per-scenario columns of each interval, derived from
-    # the arrays above once (scenario_observation_table); the three taken from the state are 0
+    # (T, 13 + 2 H) float32: the observation's scenario block of each interval, derived from the
+    # arrays above once (scenario_observation_table); the fields read from the state are 0
     scenario_obs: np.ndarray
     # (T, N): load above PV + import limit, shed before the battery acts (grid.over_limit:
     # unserved); a zero-strided view of 0.0 when there is none
     unserved_kwh: np.ndarray
-
-
-TIME_FEATURES = ("time_of_day_sin", "time_of_day_cos", "day_of_year_sin", "day_of_year_cos", "is_weekend", "is_peak")
 
 
 @dataclass(frozen=True)
@@ -178,30 +176,25 @@ def scenario_observation_table(
     expected_price_usd: np.ndarray,
     time_features: np.ndarray,
 ) -> np.ndarray:
-    """The observation's per-scenario columns for every interval, float32 ``(T, 11 + 2 H)``.
+    """The observation's scenario block for every interval, float32 ``(T, 13 + 2 H)``.
 
-    They follow ``load/pv forecasts`` in :func:`observation_fields`: prices now and ahead, last
-    SDR and price (0 here: :func:`observe` takes them from the state), the coordinator's expected
-    SDR (uncapped here: capping commutes with rounding to float32) and price, time features and
-    episode progress (0 here). One row gather per step replaces a dozen small array operations.
+    Columns in the layout's order (:data:`energy_env.layout.SCENARIO_FIELDS`): prices now and
+    ahead, the coordinator's expected SDR (uncapped here: capping commutes with rounding to
+    float32) and price, time features; the fields :func:`observe` takes from the state are 0 here.
+    One row gather per step replaces a dozen small array operations.
     """
     t = import_usd.shape[0]
+    columns = {
+        "import_price_usd_per_kwh": import_usd[:, None],
+        "export_price_usd_per_kwh": export_usd[:, None],
+        "import_price_forecast_usd_per_kwh": import_fc_usd,
+        "export_price_forecast_usd_per_kwh": export_fc_usd,
+        "expected_sdr": expected_sdr[:, None],
+        "expected_market_price_usd_per_kwh": expected_price_usd[:, None],
+        **{name: time_features[:, [k]] for k, name in enumerate(TIME_FEATURES)},
+    }
     zero = np.zeros((t, 1))
-    return np.concatenate(
-        [
-            import_usd[:, None],
-            export_usd[:, None],
-            import_fc_usd,
-            export_fc_usd,
-            zero,  # last_sdr
-            zero,  # last_market_price_usd_per_kwh
-            expected_sdr[:, None],
-            expected_price_usd[:, None],
-            time_features,
-            zero,  # episode_progress
-        ],
-        axis=1,
-    ).astype(np.float32)
+    return np.concatenate([zero if f.from_state else columns[f.name] for f in SCENARIO_FIELDS], axis=1).astype(np.float32)
 
 
 def baseline_credit_kwh(import_kwh: np.ndarray, used_before_kwh: np.ndarray, allowance_kwh: np.ndarray) -> np.ndarray:
@@ -481,32 +474,13 @@ def transition(state: State, action: np.ndarray, params: CommunityParams, data: 
 
 
 def observation_fields(horizon: int) -> list[tuple[str, int]]:
-    """Names and widths of the observation vector's fields, in order."""
-    return [
-        ("soc_fraction", 1),
-        ("battery_capacity_kwh", 1),
-        ("load_kwh", 1),
-        ("pv_kwh", 1),
-        ("load_forecast_kwh", horizon),
-        ("pv_forecast_kwh", horizon),
-        ("import_price_usd_per_kwh", 1),
-        ("export_price_usd_per_kwh", 1),
-        ("import_price_forecast_usd_per_kwh", horizon),
-        ("export_price_forecast_usd_per_kwh", horizon),
-        ("last_sdr", 1),
-        ("last_market_price_usd_per_kwh", 1),
-        ("expected_sdr", 1),
-        ("expected_market_price_usd_per_kwh", 1),
-        *[(name, 1) for name in TIME_FEATURES],
-        ("episode_progress", 1),
-        ("profitability_score", 1),
-        ("power_need_signal", 1),
-    ]
+    """Names and widths of the observation vector's fields, in order (:mod:`energy_env.layout`)."""
+    return observation_layout(horizon).fields()
 
 
 def observation_size(horizon: int) -> int:
     """Length of one household's observation vector."""
-    return sum(w for _, w in observation_fields(horizon))
+    return observation_layout(horizon).size
 
 
 def household_signals(state: State, params: CommunityParams, data: CommunityData) -> tuple[np.ndarray, np.ndarray]:
@@ -543,35 +517,33 @@ def observe(state: State, params: CommunityParams, data: CommunityData) -> np.nd
     After the last step of the data set the final interval's exogenous values are repeated.
     """
     bp = params.battery
-    h = params.horizon
+    lay = observation_layout(params.horizon)
     t = np.minimum(state.t, data.load_kwh.shape[0] - 1)
     b, n = state.soc_kwh.shape
-    width = 4 + 2 * h + data.scenario_obs.shape[1] + 2  # observation_size(h), without building the field list
-    obs = np.empty((b, n, width), dtype=np.float32)
+    obs = np.empty((b, n, lay.size), dtype=np.float32)
     load, pv = data.load_kwh[t], data.pv_kwh[t]
     cap = bp.capacity_kwh
     if bp.all_batteries:
-        obs[:, :, 0] = state.soc_kwh / cap
+        obs[:, :, lay.at("soc_fraction")] = state.soc_kwh / cap
     else:
-        obs[:, :, 0] = np.where(cap > 0, state.soc_kwh / np.where(cap > 0, cap, 1.0), 0.0)
-    obs[:, :, 1] = cap
-    obs[:, :, 2] = load
-    obs[:, :, 3] = pv
-    obs[:, :, 4 : 4 + h] = data.load_fc_kwh[t]
-    obs[:, :, 4 + h : 4 + 2 * h] = data.pv_fc_kwh[t]
-    # Per-scenario columns: the precomputed row of each scenario's interval, completed from the state.
-    i = 4 + 2 * h
+        obs[:, :, lay.at("soc_fraction")] = np.where(cap > 0, state.soc_kwh / np.where(cap > 0, cap, 1.0), 0.0)
+    obs[:, :, lay.at("battery_capacity_kwh")] = cap
+    obs[:, :, lay.at("load_kwh")] = load
+    obs[:, :, lay.at("pv_kwh")] = pv
+    obs[:, :, lay.slice("load_forecast_kwh")] = data.load_fc_kwh[t]
+    obs[:, :, lay.slice("pv_forecast_kwh")] = data.pv_fc_kwh[t]
+    # The scenario block: the precomputed row of each scenario's interval, completed from the state.
     rows = data.scenario_obs[t]
-    last = 2 + 2 * h  # offset of last_sdr in the row (after two prices and two price forecasts)
+    col = lambda name: lay.in_scenario_row(name).start  # noqa: E731
     cap_sdr = params.sdr_observation_cap
-    rows[:, last] = np.minimum(state.last_sdr, cap_sdr)
-    rows[:, last + 1] = state.last_price_usd_per_kwh
-    np.minimum(rows[:, last + 2], cap_sdr, out=rows[:, last + 2])
-    rows[:, -1] = (state.t - state.start) / (state.end - state.start)
-    obs[:, :, i : i + rows.shape[1]] = rows[:, None, :]
+    rows[:, col("last_sdr")] = np.minimum(state.last_sdr, cap_sdr)
+    rows[:, col("last_market_price_usd_per_kwh")] = state.last_price_usd_per_kwh
+    np.minimum(rows[:, col("expected_sdr")], cap_sdr, out=rows[:, col("expected_sdr")])
+    rows[:, col("episode_progress")] = (state.t - state.start) / (state.end - state.start)
+    obs[:, :, lay.scenario_slice()] = rows[:, None, :]
     score, need = _household_signals(state, params, data, t, load, pv)
-    obs[:, :, -2] = score
-    obs[:, :, -1] = need
+    obs[:, :, lay.at("profitability_score")] = score
+    obs[:, :, lay.at("power_need_signal")] = need
     return obs
 
 
@@ -603,9 +575,12 @@ def observation_bounds(params: CommunityParams, data: CommunityData) -> tuple[np
     }
     ranges["import_price_forecast_usd_per_kwh"] = ranges["import_price_usd_per_kwh"]
     ranges["export_price_forecast_usd_per_kwh"] = ranges["export_price_usd_per_kwh"]
-    low, high = [], []
-    for name, width in observation_fields(h):
-        lo, hi = ranges.get(name, (-1.0, 1.0))  # the sin/cos time features
-        low += [lo] * width
-        high += [hi] * width
-    return np.array(low, dtype=np.float32), np.array(high, dtype=np.float32)
+    ranges.update({name: (-1.0, 1.0) for name in TIME_FEATURES if name.endswith(("_sin", "_cos"))})
+    missing = [f.name for f in OBSERVATION if f.name not in ranges]
+    if missing:  # a field added to the layout needs its range here
+        raise AssertionError(f"observation_bounds has no range for {missing}")
+    lay = observation_layout(h)
+    low, high = np.empty(lay.size, dtype=np.float32), np.empty(lay.size, dtype=np.float32)
+    for f in OBSERVATION:
+        low[lay.slice(f.name)], high[lay.slice(f.name)] = ranges[f.name]
+    return low, high

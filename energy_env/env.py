@@ -22,37 +22,10 @@ from energy_env.community import Community, build_community
 from energy_env.config import INTERVALS_PER_DAY, EnvConfig, load_config, make_config
 from energy_env.data.dataset import Dataset
 from energy_env.forecast import ForecastProvider
+from energy_env.layout import HOUSEHOLD_INFO, INFO_KEYS, SCENARIO_INFO, observation_layout
 
-INFO_FIELDS = (
-    "load_kwh",
-    "pv_kwh",
-    "pv_curtailed_kwh",
-    "battery_ac_kwh",
-    "soc_kwh",
-    "grid_import_kwh",
-    "grid_export_kwh",
-    "p2p_bought_kwh",
-    "p2p_sold_kwh",
-    "p2p_paid_usd",
-    "p2p_revenue_usd",
-    "degradation_usd",
-    "baseline_credit_usd",
-    "terminal_settlement_usd",
-    "cost_usd",
-    "baseline_cost_usd",
-    "action_clipped_kwh",
-    "action_out_of_box",
-    "constraint_violation_kwh",
-)
-SCENARIO_INFO_FIELDS = (
-    "import_price_usd_per_kwh",
-    "export_price_usd_per_kwh",
-    "market_price_usd_per_kwh",
-    "sdr",
-    "market_cleared",
-)
-_INFO_KEYS = (*INFO_FIELDS, *SCENARIO_INFO_FIELDS, "profitability_score", "power_need_signal", "unserved_kwh")
-assert kernel.ROWS[: kernel.NUM_INFO_ROWS] == _INFO_KEYS  # the kernel's block is laid out for these infos
+# Info keys (energy_env/layout.py): per household, per scenario (repeated for each home), signals.
+INFO_FIELDS, SCENARIO_INFO_FIELDS, _INFO_KEYS = HOUSEHOLD_INFO, SCENARIO_INFO, INFO_KEYS
 
 
 def make_community(
@@ -128,7 +101,8 @@ class WattshareParallelEnv(ParallelEnv):
         self.agents: list[str] = []
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
         self._agent_set = frozenset(self.possible_agents)
-        self.observation_fields = core.observation_fields(self.params.horizon)
+        self._lay = observation_layout(self.params.horizon)
+        self.observation_fields = self._lay.fields()
         obs_dim = core.observation_size(self.params.horizon)
         low, high = core.observation_bounds(self.params, self.data)
         self._obs_space = spaces.Box(low, high, (obs_dim,), np.float32)
@@ -219,9 +193,9 @@ class WattshareParallelEnv(ParallelEnv):
         # Flags (action_out_of_box, market_cleared) as 0.0/1.0, as the kernel's block has them.
         columns = [getattr(result, f)[0].astype(np.float64).tolist() for f in INFO_FIELDS]
         scenario = [repeat(float(getattr(result, f)[0])) for f in SCENARIO_INFO_FIELDS]
-        score = self._obs[:, -2].tolist()
-        need = self._obs[:, -1].tolist()  # 1.0 GREEN, 0.0 RED (numbers, like every info value)
-        table = zip(*columns, *scenario, score, need, result.unserved_kwh[0].tolist())
+        score = self._obs[:, self._lay.at("profitability_score")].tolist()
+        need = self._obs[:, self._lay.at("power_need_signal")].tolist()  # 1.0 GREEN, 0.0 RED (numbers, like every info value)
+        table = zip(*columns, *scenario, score, need)
         return {a: {"interval": interval, **dict(zip(_INFO_KEYS, row))} for a, row in zip(self.possible_agents, table)}
 
     def state(self) -> np.ndarray:

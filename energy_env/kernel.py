@@ -17,14 +17,15 @@ fall back to the numpy core.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from energy_env import core
 from energy_env.config import INTERVALS_PER_DAY
 from energy_env.grid import METER_RESOLUTION_KWH
-from energy_env.market import MECHANISMS
+from energy_env.layout import FIELD_INDEX, INFO_KEYS, SCENARIO_INFO, observation_layout
+from energy_env.market import Mechanism
 from energy_env.signals import WEIGHTS
 
 try:
@@ -34,27 +35,36 @@ try:
 except ImportError:  # pragma: no cover - numba is a dependency; the numpy core still works
     HAVE_NUMBA = False
 
-# Rows of the per-household output block ``(len(ROWS), B, N)`` float64. The first 26 are the
-# PettingZoo env's info keys in order (per-scenario values repeated for each household, flags
-# as 0.0/1.0, the two signals rounded like the observation), so its infos are one ``tolist``.
-ROWS = (
-    "load_kwh", "pv_kwh", "pv_curtailed_kwh", "battery_ac_kwh", "soc_kwh", "grid_import_kwh",
-    "grid_export_kwh", "p2p_bought_kwh", "p2p_sold_kwh", "p2p_paid_usd", "p2p_revenue_usd",
-    "degradation_usd", "baseline_credit_usd", "terminal_settlement_usd", "cost_usd",
-    "baseline_cost_usd", "action_clipped_kwh", "action_out_of_box", "constraint_violation_kwh",
-    "import_price_usd_per_kwh", "export_price_usd_per_kwh", "market_price_usd_per_kwh", "sdr",
-    "market_cleared", "profitability_score", "power_need_signal", "unserved_kwh",
-    "reward", "throughput_kwh", "baseline_used_kwh",
-)
-NUM_INFO_ROWS = 27
+# Rows of the per-household output block ``(len(ROWS), B, N)`` float64: first the PettingZoo
+# env's info keys in their order (layout.INFO_KEYS: per-scenario values repeated for each
+# household, flags as 0.0/1.0, the two signals rounded like the observation), so its infos are
+# one ``tolist``; then what the next state needs.
+ROWS = (*INFO_KEYS, "reward", "throughput_kwh", "baseline_used_kwh")
+NUM_INFO_ROWS = len(INFO_KEYS)
 NUM_ROWS = len(ROWS)
 _R = {name: k for k, name in enumerate(ROWS)}
-# Row numbers as module constants: numba compiles them in, and no row is written by a literal.
-(_LOAD, _PV, _CURT, _AC, _SOC, _GI, _GE, _BOUGHT, _SOLD, _PAID, _REVENUE, _DEG_USD, _CREDIT_USD, _SETTLE, _COST, _BASE,
- _CLIPPED, _OOB, _VIOL, _IMP_PRICE, _EXP_PRICE, _PRICE, _SDR, _CLEARED, _SCORE, _NEED, _UNSERVED, _REWARD, _THR,
- _USED) = range(NUM_ROWS)
-assert NUM_ROWS == 30
-_SCENARIO_ROWS = ("import_price_usd_per_kwh", "export_price_usd_per_kwh", "market_price_usd_per_kwh", "sdr")
+# Row and field numbers as module constants, looked up by name: numba compiles them in.
+_LOAD, _PV, _CURT, _AC, _SOC = _R["load_kwh"], _R["pv_kwh"], _R["pv_curtailed_kwh"], _R["battery_ac_kwh"], _R["soc_kwh"]
+_GI, _GE, _BOUGHT, _SOLD = _R["grid_import_kwh"], _R["grid_export_kwh"], _R["p2p_bought_kwh"], _R["p2p_sold_kwh"]
+_PAID, _REVENUE, _DEG_USD, _CREDIT_USD = _R["p2p_paid_usd"], _R["p2p_revenue_usd"], _R["degradation_usd"], _R["baseline_credit_usd"]
+_SETTLE, _COST, _BASE = _R["terminal_settlement_usd"], _R["cost_usd"], _R["baseline_cost_usd"]
+_CLIPPED, _OOB, _VIOL, _UNSERVED = _R["action_clipped_kwh"], _R["action_out_of_box"], _R["constraint_violation_kwh"], _R["unserved_kwh"]
+_IMP_PRICE, _EXP_PRICE, _PRICE = _R["import_price_usd_per_kwh"], _R["export_price_usd_per_kwh"], _R["market_price_usd_per_kwh"]
+_SDR, _CLEARED, _SCORE, _NEED = _R["sdr"], _R["market_cleared"], _R["profitability_score"], _R["power_need_signal"]
+_REWARD, _THR, _USED = _R["reward"], _R["throughput_kwh"], _R["baseline_used_kwh"]
+# Where each StepResult field comes from, in field order: (0, row) a household row of the block,
+# (1, row) a per-scenario value (each home's row holds it), (2, k) the k-th of the kernel's flags.
+_FLAGS = ("action_out_of_box", "market_cleared", "done")
+_RESULT_ROWS = tuple(
+    (2, _FLAGS.index(f.name)) if f.name in _FLAGS else (1, _R[f.name]) if f.name in SCENARIO_INFO else (0, _R[f.name])
+    for f in fields(core.StepResult)
+)
+_SDR_RULE, _MID_MARKET, _NONE = Mechanism.SDR.code, Mechanism.MID_MARKET.code, Mechanism.NONE.code  # else bill sharing
+_F = FIELD_INDEX
+_F_SOC, _F_CAP, _F_LOAD, _F_PV = _F["soc_fraction"], _F["battery_capacity_kwh"], _F["load_kwh"], _F["pv_kwh"]
+_F_LOAD_FC, _F_PV_FC, _F_SCENARIO = _F["load_forecast_kwh"], _F["pv_forecast_kwh"], _F["import_price_usd_per_kwh"]
+_F_LAST_SDR, _F_LAST_PRICE, _F_EXP_SDR = _F["last_sdr"], _F["last_market_price_usd_per_kwh"], _F["expected_sdr"]
+_F_PROGRESS, _F_SCORE, _F_NEED = _F["episode_progress"], _F["profitability_score"], _F["power_need_signal"]
 
 # Positions in the packed scalar parameters.
 _LOSS, _ETA_C, _ETA_D, _DEG, _CREDIT, _TERMINAL, _SDR_CAP, _REF = range(8)
@@ -125,13 +135,15 @@ def _max(a, b):  # pragma: no cover - compiled
 
 
 @_jit
-def _observe(obs, t_next, start, end, soc, thr, last_price, last_sdr, scal, hp, prices, load, pv, load_fc, pv_fc, scen_obs, hh):  # pragma: no cover
-    """:func:`core.observe` into ``obs``; with ``hh`` (not None), also the two signals' info rows."""
+def _observe(obs, t_next, start, end, soc, thr, last_price, last_sdr, scal, hp, prices, load, pv, load_fc, pv_fc, scen_obs, off, hh):  # pragma: no cover
+    """:func:`core.observe` into ``obs`` (``off``: each field's offset, layout order); with ``hh``
+    (not None), also the two signals' info rows."""
     nb, n = soc.shape
     t_last = load.shape[0] - 1
     h = load_fc.shape[2]
     width = scen_obs.shape[1]
-    last = 2 + 2 * h  # last_sdr in the per-scenario row
+    j = off[_F_SCENARIO]  # the scenario block starts here; its row is scen_obs[t]
+    exp_sdr = off[_F_EXP_SDR] - j
     sdr_cap = scal[_SDR_CAP]
     sdr_cap32 = np.float32(sdr_cap)
     ref, eta_d = scal[_REF], scal[_ETA_D]
@@ -145,20 +157,19 @@ def _observe(obs, t_next, start, end, soc, thr, last_price, last_sdr, scal, hp, 
         for i in range(n):
             cap, has = hp[_CAP, i], hp[_HAS, i] > 0.0
             o = obs[b, i]
-            o[0] = soc[b, i] / cap if has else 0.0
-            o[1] = cap
-            o[2] = load[t, i]
-            o[3] = pv[t, i]
+            o[off[_F_SOC]] = soc[b, i] / cap if has else 0.0
+            o[off[_F_CAP]] = cap
+            o[off[_F_LOAD]] = load[t, i]
+            o[off[_F_PV]] = pv[t, i]
             for k in range(h):
-                o[4 + k] = load_fc[t, i, k]
-                o[4 + h + k] = pv_fc[t, i, k]
-            j = 4 + 2 * h
+                o[off[_F_LOAD_FC] + k] = load_fc[t, i, k]
+                o[off[_F_PV_FC] + k] = pv_fc[t, i, k]
             for k in range(width):
                 o[j + k] = scen_obs[t, k]
-            o[j + last] = _min(last_sdr[b], sdr_cap)
-            o[j + last + 1] = last_price[b]
-            o[j + last + 2] = _min(scen_obs[t, last + 2], sdr_cap32)
-            o[j + width - 1] = progress
+            o[off[_F_LAST_SDR]] = _min(last_sdr[b], sdr_cap)
+            o[off[_F_LAST_PRICE]] = last_price[b]
+            o[off[_F_EXP_SDR]] = _min(scen_obs[t, exp_sdr], sdr_cap32)
+            o[off[_F_PROGRESS]] = progress
             # profitability score and power-need signal (core._household_signals)
             above_min = soc[b, i] - hp[_SMIN, i]
             usable = above_min / hp[_BAND, i] if has else 0.0
@@ -171,11 +182,11 @@ def _observe(obs, t_next, start, end, soc, thr, last_price, last_sdr, scal, hp, 
             score += w3 * usable
             score *= 100.0
             available = _min(_max(above_min, 0.0) * eta_d, hp[_MAXAC, i])
-            o[j + width] = score
-            o[j + width + 1] = 1.0 if net <= available else 0.0
+            o[off[_F_SCORE]] = score
+            o[off[_F_NEED]] = 1.0 if net <= available else 0.0
             if hh is not None:
-                hh[_SCORE, b, i] = o[j + width]
-                hh[_NEED, b, i] = o[j + width + 1]
+                hh[_SCORE, b, i] = o[off[_F_SCORE]]
+                hh[_NEED, b, i] = o[off[_F_NEED]]
 
 
 @_jit
@@ -240,16 +251,16 @@ def _transition(action, t, end, soc, soc_start, thr, used_in, iparams, scal, hp,
             sdr = supply * keep / demand
         else:
             sdr = np.inf if supply > 0.0 else 0.0
-        cleared = supply > 0.0 and demand > 0.0 and sell < buy and mechanism != 3
+        cleared = supply > 0.0 and demand > 0.0 and sell < buy and mechanism != _NONE
         received = _min(supply * keep, demand) if cleared else 0.0
         sent = received / keep
         bought_share = 1.0 if (cleared and received >= demand) else received / (demand if cleared else 1.0)
         sold_share = 1.0 if (cleared and sent >= supply) else sent / (supply if cleared else 1.0)
         if not cleared:
             price = buy
-        elif mechanism == 0:  # sdr
+        elif mechanism == _SDR_RULE:
             price = sell * buy / ((buy - sell) * _min(sdr, 1.0) + sell)
-        elif mechanism == 1:  # mid_market
+        elif mechanism == _MID_MARKET:
             price = 0.5 * (buy + sell)
         else:  # bill_sharing
             price = 0.0
@@ -327,6 +338,7 @@ class _Packed:
     pv_fc: np.ndarray
     scen_obs: np.ndarray
     unserved: np.ndarray  # (T, N), or (1, 1) when there is no unserved load
+    offsets: np.ndarray  # (fields,) int64: each observation field's offset (energy_env.layout)
 
 
 def _pack(params: core.CommunityParams, data: core.CommunityData) -> _Packed:
@@ -335,7 +347,7 @@ def _pack(params: core.CommunityParams, data: core.CommunityData) -> _Packed:
     any_unserved = bool(data.unserved_kwh.strides != (0, 0) and data.unserved_kwh.any())
     return _Packed(
         iparams=np.array(
-            [MECHANISMS.index(params.mechanism), params.reward_kind == "cost", bp.charge_from_grid, any_unserved], dtype=np.int64
+            [Mechanism(params.mechanism).code, params.reward_kind == "cost", bp.charge_from_grid, any_unserved], dtype=np.int64
         ),
         scal=np.array([
             params.loss, bp.eta_charge, bp.eta_discharge,
@@ -356,6 +368,7 @@ def _pack(params: core.CommunityParams, data: core.CommunityData) -> _Packed:
         pv_fc=c(data.pv_fc_kwh, dtype=np.float64),
         scen_obs=c(data.scenario_obs, dtype=np.float32),
         unserved=c(data.unserved_kwh, dtype=np.float64) if any_unserved else np.zeros((1, 1)),
+        offsets=np.array(observation_layout(params.horizon).offsets, dtype=np.int64),
     )
 
 
@@ -382,7 +395,7 @@ class Stepper:
         k = self._packed
         obs = np.empty((*state.soc_kwh.shape, self._obs_width), dtype=np.float32)
         _observe(obs, state.t, state.start, state.end, state.soc_kwh, state.throughput_kwh, state.last_price_usd_per_kwh,
-                 state.last_sdr, k.scal, k.hp, k.prices, k.load, k.pv, k.load_fc, k.pv_fc, k.scen_obs, None)
+                 state.last_sdr, k.scal, k.hp, k.prices, k.load, k.pv, k.load_fc, k.pv_fc, k.scen_obs, k.offsets, None)
         return obs
 
     def step(self, state: core.State, action: np.ndarray) -> tuple[core.State, core.StepResult, np.ndarray, np.ndarray | None]:
@@ -401,18 +414,14 @@ class Stepper:
         if status:  # the numpy core raises with the household named
             core.transition(state, action, self.params, self.data)
             raise RuntimeError("compiled kernel and numpy core disagree on a grid limit violation")
-        (load, pv, curtailed, ac, soc, gi, ge, bought, sold, paid, revenue, degradation, credit, settle, cost,
-         baseline, clipped, _, violation, imp, exp, price, sdr, _, _, _, unserved, reward, throughput, used) = hh
+        soc, price, sdr = hh[_SOC], hh[_PRICE, :, 0], hh[_SDR, :, 0]
         new_state = core.State(
             t=state.t + 1, start=state.start, end=state.end, soc_kwh=soc, soc_start_kwh=state.soc_start_kwh,
-            throughput_kwh=throughput, last_price_usd_per_kwh=price[:, 0], last_sdr=sdr[:, 0], baseline_used_kwh=used,
+            throughput_kwh=hh[_THR], last_price_usd_per_kwh=price, last_sdr=sdr, baseline_used_kwh=hh[_USED],
         )
         obs = np.empty((*soc.shape, self._obs_width), dtype=np.float32)
-        _observe(obs, new_state.t, state.start, state.end, soc, throughput, new_state.last_price_usd_per_kwh, new_state.last_sdr,
-                 k.scal, k.hp, k.prices, k.load, k.pv, k.load_fc, k.pv_fc, k.scen_obs, hh)
-        result = core.StepResult(
-            load, pv, curtailed, ac, soc, gi, ge, bought, sold, paid, revenue, degradation, credit, settle, cost, baseline,
-            reward, clipped, out_of_box, violation, imp[:, 0], exp[:, 0], new_state.last_price_usd_per_kwh, new_state.last_sdr,
-            cleared, done, unserved,
-        )
+        _observe(obs, new_state.t, state.start, state.end, soc, hh[_THR], price, sdr,
+                 k.scal, k.hp, k.prices, k.load, k.pv, k.load_fc, k.pv_fc, k.scen_obs, k.offsets, hh)
+        flags = (out_of_box, cleared, done)
+        result = core.StepResult(*[hh[row] if kind == 0 else hh[row, :, 0] if kind == 1 else flags[row] for kind, row in _RESULT_ROWS])
         return new_state, result, obs, hh

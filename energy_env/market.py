@@ -13,11 +13,28 @@ prices have the batch shape (``(...,)``). Cost is O(N) per scenario.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Callable
 
 import numpy as np
 
-MECHANISMS = ("sdr", "mid_market", "bill_sharing", "none")
+
+class Mechanism(str, Enum):
+    """The market's pricing rule (``market.mechanism``); a ``str``, so ``Mechanism.SDR == "sdr"``."""
+
+    SDR = "sdr"  # supply-demand ratio price (Liu et al. 2017)
+    MID_MARKET = "mid_market"  # halfway between the sellers' break-even and the import price
+    BILL_SHARING = "bill_sharing"  # P2P energy free; the community splits the grid bill
+    NONE = "none"  # no P2P market: every home meets the grid alone
+
+    @property
+    def code(self) -> int:
+        """The integer the compiled kernel branches on (fixed per mechanism, not by declaration order)."""
+        return _CODES[self]
+
+
+_CODES = {Mechanism.SDR: 0, Mechanism.MID_MARKET: 1, Mechanism.BILL_SHARING: 2, Mechanism.NONE: 3}
+MECHANISMS: tuple[str, ...] = tuple(m.value for m in Mechanism)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,145 @@
+"""The one definition of what an observation and an info dict hold, and in which order.
+
+Everything else is derived from these tuples: :func:`energy_env.core.observe` writes each field
+into its slice, the compiled kernel (:mod:`energy_env.kernel`) gets the same offsets, the
+observation bounds are filled field by field, and docs/model.md's table is :func:`markdown_table`
+(a test keeps them equal). Adding a field here without computing it in both cores fails the
+kernel tests (every field is checked to be written, and both cores must agree bit for bit).
+
+An observation is one household's float32 vector of three blocks:
+
+* **household**: the home's battery state, this interval's load and PV and their forecasts;
+* **scenario**: values shared by every home of a scenario (prices, the market, time), a row
+  precomputed once per data set (``CommunityData.scenario_obs``) with the fields marked
+  ``from_state`` filled in from the state at each step;
+* **signals**: the home's profitability score and power-need signal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+TIME_FEATURES = ("time_of_day_sin", "time_of_day_cos", "day_of_year_sin", "day_of_year_cos", "is_weekend", "is_peak")
+
+
+@dataclass(frozen=True)
+class ObsField:
+    """One named field of the observation vector.
+
+    ``per_step``: one value per forecast step (width = horizon), else width 1; ``block``:
+    household, scenario or signals; ``from_state``: a scenario field read from the state at each
+    step rather than precomputed; ``meaning``: the docs' description.
+    """
+
+    name: str
+    block: str
+    meaning: str
+    per_step: bool = False
+    from_state: bool = False
+
+    def width(self, horizon: int) -> int:
+        """Values this field takes in an observation of forecast ``horizon``."""
+        return horizon if self.per_step else 1
+
+
+_TIME = {
+    "time_of_day_sin": "time of day, sine",
+    "time_of_day_cos": "time of day, cosine",
+    "day_of_year_sin": "day of year, sine",
+    "day_of_year_cos": "day of year, cosine",
+    "is_weekend": "1 on Saturdays and Sundays",
+    "is_peak": "1 in E-TOU-C's 16:00-21:00 peak",
+}
+
+OBSERVATION: tuple[ObsField, ...] = (
+    ObsField("soc_fraction", "household", "state of energy / capacity (0 without a battery)"),
+    ObsField("battery_capacity_kwh", "household", "nameplate capacity"),
+    ObsField("load_kwh", "household", "this interval's load"),
+    ObsField("pv_kwh", "household", "this interval's PV"),
+    ObsField("load_forecast_kwh", "household", "load forecast of the next intervals (`forecast.provider`)", per_step=True),
+    ObsField("pv_forecast_kwh", "household", "PV forecast of the next intervals", per_step=True),
+    ObsField("import_price_usd_per_kwh", "scenario", "import price now"),
+    ObsField("export_price_usd_per_kwh", "scenario", "export credit now"),
+    ObsField("import_price_forecast_usd_per_kwh", "scenario", "tariff import prices of the next intervals", per_step=True),
+    ObsField("export_price_forecast_usd_per_kwh", "scenario", "export credits of the next intervals", per_step=True),
+    ObsField("last_sdr", "scenario", "last interval's supply-demand ratio (capped at `market.sdr_observation_cap`)", from_state=True),
+    ObsField("last_market_price_usd_per_kwh", "scenario", "last interval's P2P price", from_state=True),
+    ObsField("expected_sdr", "scenario", "the coordinator's estimate of this interval's SDR (capped)"),
+    ObsField("expected_market_price_usd_per_kwh", "scenario", "the coordinator's estimate of this interval's price"),
+    *(ObsField(name, "scenario", meaning) for name, meaning in _TIME.items()),
+    ObsField("episode_progress", "scenario", "share of the episode elapsed", from_state=True),
+    ObsField("profitability_score", "signals", "0-100, below"),
+    ObsField("power_need_signal", "signals", "1 GREEN, 0 RED, below"),
+)
+FIELD_INDEX = {f.name: k for k, f in enumerate(OBSERVATION)}
+assert len(FIELD_INDEX) == len(OBSERVATION), "observation field names must be unique"
+SCENARIO_FIELDS = tuple(f for f in OBSERVATION if f.block == "scenario")
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    """Offsets of every field for one forecast horizon."""
+
+    horizon: int
+    offsets: tuple[int, ...]  # start of each field of OBSERVATION, in order
+    size: int
+
+    def fields(self) -> list[tuple[str, int]]:
+        """``[(name, width), ...]`` in order."""
+        return [(f.name, f.width(self.horizon)) for f in OBSERVATION]
+
+    def at(self, name: str) -> int:
+        """The position of a one-value field ``name``."""
+        k = FIELD_INDEX[name]
+        if OBSERVATION[k].per_step:
+            raise ValueError(f"{name} has one value per forecast step; use slice()")
+        return self.offsets[k]
+
+    def slice(self, name: str) -> slice:
+        """The positions of field ``name`` in an observation vector."""
+        k = FIELD_INDEX[name]
+        return slice(self.offsets[k], self.offsets[k] + OBSERVATION[k].width(self.horizon))
+
+    def scenario_slice(self) -> slice:
+        """The scenario block: the positions the precomputed per-interval row fills."""
+        return slice(self.slice(SCENARIO_FIELDS[0].name).start, self.slice(SCENARIO_FIELDS[-1].name).stop)
+
+    def in_scenario_row(self, name: str) -> slice:
+        """Field ``name``'s positions within the scenario row (``CommunityData.scenario_obs``)."""
+        s, base = self.slice(name), self.scenario_slice().start
+        return slice(s.start - base, s.stop - base)
+
+
+@lru_cache(maxsize=64)
+def observation_layout(horizon: int) -> ObservationLayout:
+    """The layout of an observation with forecast ``horizon`` (cached: layouts are immutable)."""
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    offsets, at = [], 0
+    for f in OBSERVATION:
+        offsets.append(at)
+        at += f.width(horizon)
+    return ObservationLayout(horizon, tuple(offsets), at)
+
+
+def markdown_table(horizon: int = 6) -> str:
+    """The observation table of docs/model.md."""
+    rows = ["| field | width | meaning |", "|---|---|---|"]
+    for f in OBSERVATION:
+        rows.append(f"| `{f.name}` | {f.width(horizon)} | {f.meaning} |")
+    return "\n".join(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Info dicts: what every household's info holds after a step (all floats; flags as 0.0 / 1.0)
+
+HOUSEHOLD_INFO = (
+    "load_kwh", "pv_kwh", "pv_curtailed_kwh", "battery_ac_kwh", "soc_kwh", "grid_import_kwh", "grid_export_kwh",
+    "p2p_bought_kwh", "p2p_sold_kwh", "p2p_paid_usd", "p2p_revenue_usd", "degradation_usd", "baseline_credit_usd",
+    "terminal_settlement_usd", "cost_usd", "baseline_cost_usd", "action_clipped_kwh", "action_out_of_box",
+    "constraint_violation_kwh", "unserved_kwh",
+)
+SCENARIO_INFO = ("import_price_usd_per_kwh", "export_price_usd_per_kwh", "market_price_usd_per_kwh", "sdr", "market_cleared")
+SIGNAL_INFO = ("profitability_score", "power_need_signal")  # the values published for the next interval
+INFO_KEYS = (*HOUSEHOLD_INFO, *SCENARIO_INFO, *SIGNAL_INFO)

@@ -1,0 +1,63 @@
+"""The observation layout is defined once: observe, the kernel, the bounds and the docs follow it."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from energy_env import core, kernel, layout
+from energy_env.env import make_community
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "model.md"
+
+
+@pytest.mark.parametrize("horizon", [1, 6, 12])
+def test_offsets_tile_the_vector(horizon):
+    lay = layout.observation_layout(horizon)
+    covered = np.zeros(lay.size, dtype=int)
+    for name, width in lay.fields():
+        covered[lay.slice(name)] += 1
+        assert lay.slice(name).stop - lay.slice(name).start == width
+    assert (covered == 1).all() and lay.size == core.observation_size(horizon)
+    row = lay.scenario_slice()
+    assert row.stop - row.start == 13 + 2 * horizon
+    assert lay.in_scenario_row("import_price_usd_per_kwh") == slice(0, 1)
+
+
+def test_every_field_is_written_by_both_cores_and_matches_its_bounds():
+    """A field added to the layout but not computed by a core stays NaN here and fails."""
+    com = make_community(num_households=4, battery={"capacity_kwh": [13.5, 0.0, 5.0, 13.5]})
+    state = core.reset_state(com.params, com.data, np.array([0, 5000]), 48)
+    obs = np.full((2, 4, core.observation_size(com.params.horizon)), np.nan, dtype=np.float32)
+    k = kernel._pack(com.params, com.data)
+    if kernel.HAVE_NUMBA:
+        kernel._observe(obs, state.t, state.start, state.end, state.soc_kwh, state.throughput_kwh, state.last_price_usd_per_kwh,
+                        state.last_sdr, k.scal, k.hp, k.prices, k.load, k.pv, k.load_fc, k.pv_fc, k.scen_obs, k.offsets, None)
+        assert np.isfinite(obs).all()
+        np.testing.assert_array_equal(obs, core.observe(state, com.params, com.data))
+    low, high = core.observation_bounds(com.params, com.data)
+    numpy_obs = core.observe(state, com.params, com.data)
+    assert ((numpy_obs >= low) & (numpy_obs <= high)).all()
+
+
+def test_each_field_holds_its_value():
+    com = make_community(num_households=3)
+    lay = layout.observation_layout(com.params.horizon)
+    state = core.reset_state(com.params, com.data, np.array([100]), 48)
+    obs = core.observe(state, com.params, com.data)[0]
+    t = 100
+    np.testing.assert_array_equal(obs[:, lay.at("load_kwh")], com.data.load_kwh[t].astype(np.float32))
+    np.testing.assert_array_equal(obs[:, lay.slice("pv_forecast_kwh")], com.data.pv_fc_kwh[t])
+    np.testing.assert_array_equal(obs[:, lay.at("import_price_usd_per_kwh")], np.float32(com.data.import_usd_per_kwh[t]))
+    assert (obs[:, lay.at("episode_progress")] == 0).all()
+    np.testing.assert_array_equal(obs[:, lay.at("is_peak")], com.data.time_features[t, -1])
+
+
+def test_docs_table_is_the_layout():
+    text = DOCS.read_text()
+    assert layout.markdown_table(6) in text, "docs/model.md's observation table: paste energy_env.layout.markdown_table()"
+
+
+def test_info_rows_of_the_kernel_are_the_info_keys():
+    assert kernel.ROWS[: kernel.NUM_INFO_ROWS] == layout.INFO_KEYS
+    assert len(set(kernel.ROWS)) == len(kernel.ROWS)

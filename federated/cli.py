@@ -30,6 +30,7 @@ from energy_env.data import DataError
 def main(argv: list[str] | None = None) -> int:
     """``wattshare federated-forecasters``."""
     from federated.forecasters import RUN_CONFIG_DEFAULTS
+    from federated.strategy import AGGREGATIONS
     from forecasting.train import _data_arguments
 
     parser = argparse.ArgumentParser(prog="wattshare federated-forecasters", description=__doc__,
@@ -41,6 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dp-noise", type=float, default=0.0, help="DP noise multiplier (0: no DP)")
     parser.add_argument("--dp-clip", type=float, default=1.0, help="DP clipping norm of one home's update")
     parser.add_argument("--seed", type=int, default=int(RUN_CONFIG_DEFAULTS["seed"]))
+    parser.add_argument("--aggregation", choices=list(AGGREGATIONS), default=RUN_CONFIG_DEFAULTS["aggregation"],
+                        help="how the server combines the homes' weights (fedavg; robust: fedmedian, fedtrimmedavg, krum, "
+                             "multikrum, bulyan; docs/federated.md)")
+    parser.add_argument("--trim-fraction", type=float, default=RUN_CONFIG_DEFAULTS["trim-fraction"],
+                        help="fedtrimmedavg: share of homes cut from each tail, per weight")
+    parser.add_argument("--assumed-malicious", type=int, default=RUN_CONFIG_DEFAULTS["assumed-malicious"],
+                        help="krum, multikrum, bulyan: attackers to tolerate (f)")
+    parser.add_argument("--norm-screen-factor", type=float, default=RUN_CONFIG_DEFAULTS["norm-screen-factor"],
+                        help="leave out an update whose L2 norm is above this x the round's median (0: off)")
+    parser.add_argument("--max-weight-factor", type=float, default=RUN_CONFIG_DEFAULTS["max-weight-factor"],
+                        help="count a home claiming more than this x the round's median sample count as the median (0: off)")
     parser.add_argument("--online-weeks", type=int, default=0, help="also run the online mode over the first K test weeks")
     parser.add_argument("--deploy", action="store_true", help="run FedAvg through flwr run on a local SuperLink + SuperNodes")
     parser.add_argument("--no-references", action="store_true", help="skip the local-only and central models")
@@ -56,15 +68,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from federated.forecast_runs import compare_forecasters, pooled_mape
+    from federated.forecasters import settings_from_run_config
+    from federated.strategy import make_strategy
     from forecasting.checkpoint import default_checkpoint_path, save_checkpoint
     from forecasting.metrics import format_table
     from forecasting.train import _load_dataset
 
-    dataset = _load_dataset(args)
     run_config = {"rounds": args.rounds, "local-epochs": args.local_epochs, "seed": args.seed,
-                  "dp-noise-multiplier": args.dp_noise, "dp-clipping-norm": args.dp_clip}
+                  "dp-noise-multiplier": args.dp_noise, "dp-clipping-norm": args.dp_clip, "aggregation": args.aggregation,
+                  "trim-fraction": args.trim_fraction, "assumed-malicious": args.assumed_malicious,
+                  "norm-screen-factor": args.norm_screen_factor, "max-weight-factor": args.max_weight_factor}
+    _, fed = settings_from_run_config(run_config)  # bad flag values fail here, before any data is read
+    dataset = _load_dataset(args)
+    make_strategy(fed, dataset.num_households)  # and an aggregator that cannot work with these homes, before training
     print(f"{dataset.name}: {dataset.num_households} homes; FedAvg R={args.rounds} rounds x E={args.local_epochs} local epochs"
-          + (f", DP noise {args.dp_noise} clip {args.dp_clip}" if args.dp_noise else ""))
+          + (f", DP noise {args.dp_noise} clip {args.dp_clip}" if args.dp_noise else "")
+          + (f", aggregation {args.aggregation}" if args.aggregation != "fedavg" else ""))
     if args.deploy:
         return _deployed(args, dataset, run_config)
     table, per_home, run, seconds, trained = compare_forecasters(dataset, run_config, args.finetune_epochs, workers=args.workers,

@@ -52,6 +52,15 @@ RUN_CONFIG_DEFAULTS: dict[str, object] = {
     "dp-noise-multiplier": 0.0,
     "dp-clipping-norm": 1.0,
     "dp-delta": 1e-5,
+    # Aggregation and the robust screens (FedSettings; docs/federated.md, "Robustness"). 0 turns a
+    # screen off; expected-samples 0: unknown (the round's median claim stands in).
+    "aggregation": FedSettings.aggregation,
+    "trim-fraction": FedSettings.trim_fraction,
+    "assumed-malicious": FedSettings.assumed_malicious,
+    "multikrum-select": FedSettings.multikrum_select,
+    "norm-screen-factor": FedSettings.norm_screen_factor,
+    "max-weight-factor": FedSettings.max_weight_factor,
+    "expected-samples": 0.0,
     "output-dir": "",  # ServerApp: where the final weights and metrics go ("" = not saved)
 }
 
@@ -79,7 +88,10 @@ def settings_from_run_config(run_config: Mapping[str, object]) -> tuple[Forecast
     fed = FedSettings(
         rounds=int(cfg["rounds"]), local_epochs=int(cfg["local-epochs"]), fraction_train=float(cfg["fraction-train"]),
         dp_noise_multiplier=float(cfg["dp-noise-multiplier"]), dp_clipping_norm=float(cfg["dp-clipping-norm"]),
-        dp_delta=float(cfg["dp-delta"]), seed=int(cfg["seed"]),
+        dp_delta=float(cfg["dp-delta"]), seed=int(cfg["seed"]), aggregation=str(cfg["aggregation"]),
+        trim_fraction=float(cfg["trim-fraction"]), assumed_malicious=int(cfg["assumed-malicious"]),
+        multikrum_select=int(cfg["multikrum-select"]), norm_screen_factor=float(cfg["norm-screen-factor"]) or None,
+        max_weight_factor=float(cfg["max-weight-factor"]) or None, expected_samples=float(cfg["expected-samples"]) or None,
     )
     return forecaster, fed
 

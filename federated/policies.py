@@ -124,6 +124,8 @@ class PolicyFederation:
         if self.grid is None:
             self._setup(models)
         self.round += 1
+        if self.settings.expected_samples is None:  # the server knows the household-steps behind every update
+            self.strategy.expected_samples = float(self.steps_since_round)
         with flower_log_level(logging.WARNING):
             messages = self.strategy.configure_train(self.round, self.global_arrays, ConfigRecord(), self.grid)
             replies = self.grid.send_and_receive(messages)

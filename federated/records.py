@@ -1,5 +1,9 @@
 """Model weights as Flower records, and the checks a server runs on what a client sends back.
 
+The checks: :func:`reply_problem` / :func:`metrics_problem` (can a reply be averaged at all?),
+and the numbers the robust screens compare across a round (:func:`update_norms`,
+:func:`claimed_weights`, :func:`far_above`).
+
 Only :class:`flwr.app.ArrayRecord` (weights) and :class:`flwr.app.MetricRecord` (scalars) ever
 leave a household. A personal layer (e.g. a policy's head) stays home: the client sends every
 array except those under ``personal_prefixes``, and loads back only what it sent.
@@ -7,7 +11,7 @@ array except those under ``personal_prefixes``, and loads back only what it sent
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -90,3 +94,52 @@ def metrics_problem(reply: Message, weight_key: str = WEIGHT_KEY) -> str | None:
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not np.isfinite(weight) or weight <= 0:
         return f"no usable {weight_key!r} (got {weight!r})"
     return None
+
+
+def update_norms(records: Sequence[ArrayRecord], sent: ArrayRecord) -> np.ndarray:
+    """L2 norm of each record's update (its arrays minus ``sent``) over the keys of ``sent``.
+
+    In float64, so float32 weights of 1e30 still give a finite norm (and larger ones inf, which
+    compares as far above anything). Records must hold ``sent``'s keys (:func:`reply_problem`).
+    """
+    keys = list(sent)
+
+    def flat(record: ArrayRecord) -> np.ndarray:
+        return np.concatenate([record[k].numpy().astype(np.float64).ravel() for k in keys]) if keys else np.zeros(0)
+
+    base = flat(sent)
+    rows = np.stack([flat(r) for r in records]) if len(records) else np.zeros((0, base.size))
+    with np.errstate(over="ignore"):
+        return np.sqrt(np.square(rows - base).sum(axis=1))
+
+
+def claimed_weights(replies: Sequence[Message], weight_key: str = WEIGHT_KEY) -> np.ndarray:
+    """The ``weight_key`` each reply claims (float64; the replies passed :func:`metrics_problem`)."""
+    return np.array([float(next(iter(m.content.metric_records.values()))[weight_key]) for m in replies], dtype=np.float64)
+
+
+def lower_median(values: np.ndarray) -> float:
+    """The (n-1)//2-th smallest value: the median for odd n, the smaller middle value for even n.
+
+    With two values it is the smaller one, so one client cannot raise the round's reference by
+    inflating its own number (the plain median of two would sit halfway to it).
+    """
+    if len(values) == 0:
+        raise ValueError("lower_median of no values")
+    k = (len(values) - 1) // 2
+    return float(np.partition(np.asarray(values, dtype=np.float64), k)[k])
+
+
+def far_above(values: np.ndarray, factor: float) -> tuple[np.ndarray, float]:
+    """Which ``values`` exceed ``factor`` x their :func:`lower_median`, and that median.
+
+    Flags nothing with fewer than 2 values (one has nothing to be compared with) or where the
+    lower median is 0 (half the round did not move: no scale to compare against).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return np.zeros(len(values), dtype=bool), float(values[0]) if len(values) else float("nan")
+    reference = lower_median(values)
+    if reference <= 0:
+        return np.zeros(len(values), dtype=bool), reference
+    return values > factor * reference, reference

@@ -4,7 +4,8 @@ It reads the run config (``federated/flower_app/pyproject.toml``, overridable wi
 ``flwr run --run-config``), waits for ``households`` SuperNodes, runs FedAvg (or its DP variant)
 for ``rounds`` rounds with :func:`~federated.strategy.make_strategy`, and, when ``output-dir`` is
 set, writes ``global_final.npz`` (last round), ``global_best.npz`` (lowest federated validation
-loss) and ``summary.json`` (rounds, replies left out, privacy budget) there.
+loss) and ``summary.json`` (rounds, replies left out and weights capped with their reasons,
+privacy budget) there.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def save_run(out: Path, final: ArrayRecord, strategy) -> None:
         "best_round": strategy.best_round,
         "best_val_loss": strategy.best_value,
         "left_out": strategy.left_out,
+        "adjusted": strategy.adjusted,
         "epsilon": spent.epsilon if spent else None,
         "delta": spent.delta if spent else None,
         "clients_per_round": {r: len(m) for r, m in strategy.train_metrics.items()},

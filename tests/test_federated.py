@@ -190,6 +190,7 @@ def test_forecaster_messages_carry_only_weights_and_scalars(homes):
     strategy.start(grid=grid, initial_arrays=initial_arrays(cfg), num_rounds=1, train_config=ConfigRecord())
     param_shapes = {k: v.shape for k, v in initial_arrays(cfg).items()}
     assert len(grid.replies) == 6  # 3 train + 3 evaluate
+    assert strategy.left_out == [] and strategy.adjusted == []  # honest homes pass the robust screens untouched
     for reply in grid.replies:
         assert not reply.has_error()
         content = reply.content
@@ -273,6 +274,7 @@ def test_policy_fedavg_every_update(tmp_path, personal, share_normalizers):
                             settings=FedSettings(server_learning_rate=2.0))
     policy = train_independent(community, settings, tmp_path, evaluate=False, after_update=hook, label="federated")
     assert hook.round == 2 and hook.strategy.left_out == [] and policy.name == "ppo_federated"
+    assert hook.strategy.adjusted == [] and hook.strategy.expected_samples == 4 * 48  # the server knows the steps
     means = [n.mean for n in policy.normalizers]
     assert all(np.array_equal(means[0], m) for m in means[1:]) == share_normalizers
     states = [m.policy.state_dict() for m in policy.models]

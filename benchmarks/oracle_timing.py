@@ -26,24 +26,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from energy_env.community import Community, build_community  # noqa: E402
-from energy_env.config import INTERVALS_PER_DAY, make_config  # noqa: E402
+from energy_env.config import make_config  # noqa: E402
+from energy_env.episodes import WEEK, test_week_starts  # noqa: E402
 from policies.optimum import solve_schedule  # noqa: E402
 
 DEFAULT_CITYLEARN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "citylearn_2022"
-WEEK = 7 * INTERVALS_PER_DAY
 
 
 def month_test_week_starts(community: Community) -> list[int]:
-    """First interval of each month's test week (its last 7 days), where all 7 days are in the data."""
-    ds = community.dataset
-    test_days = ds.split_days("test")
-    dates = ds.dates
-    starts = []
-    for month_key in sorted({(dates[d].year, dates[d].month) for d in test_days}):
-        days = [d for d in test_days if (dates[d].year, dates[d].month) == month_key]
-        if len(days) == 7 and days[-1] - days[0] == 6:
-            starts.append(days[0] * INTERVALS_PER_DAY)
-    return starts
+    """First interval of each month's test week: the benchmark's episodes (energy_env.episodes)."""
+    return [int(s) for s in test_week_starts(community.dataset)]
 
 
 def run(name: str, community: Community, time_limit_s: float) -> None:

@@ -21,6 +21,7 @@ from energy_env import core, kernel
 from energy_env.community import Community, build_community
 from energy_env.config import INTERVALS_PER_DAY, EnvConfig, load_config, make_config
 from energy_env.data.dataset import Dataset
+from energy_env.episodes import RESET_OPTIONS, episode_start  # noqa: F401 (re-exported: the env's reset options)
 from energy_env.forecast import ForecastProvider
 from energy_env.layout import HOUSEHOLD_INFO, INFO_KEYS, SCENARIO_INFO, observation_layout
 
@@ -38,38 +39,6 @@ def make_community(
     base = config.model_dump(mode="json") if config is not None else None
     config = make_config(base, **overrides) if (base or overrides) else load_config()
     return build_community(config, dataset, forecast_provider)
-
-
-RESET_OPTIONS = ("day", "split", "start_interval")
-
-
-def episode_start(dataset: Dataset, length: int, options: dict, rng: np.random.Generator, stacklevel: int = 2) -> int:
-    """First interval of an episode of ``length`` intervals chosen by reset ``options``.
-
-    ``start_interval`` picks it directly, ``day`` the k-th usable day of ``split`` (default
-    ``"train"``); otherwise ``rng`` draws a day of the split. Episodes start at midnight.
-    """
-    unknown = set(options) - set(RESET_OPTIONS)
-    if unknown:  # PettingZoo's own API test passes foreign options, so warn rather than fail
-        warnings.warn(f"ignoring unknown reset option(s) {sorted(unknown)}; known: 'day', 'split', 'start_interval'", stacklevel=stacklevel)
-    total = dataset.num_intervals
-    if length > total:
-        raise ValueError(f"episode_length {length} exceeds the data set's {total} intervals")
-    if "start_interval" in options:
-        start = int(options["start_interval"])
-        if not 0 <= start <= total - length:
-            raise ValueError(f"start_interval {start} must lie in [0, {total - length}]")
-        return start
-    days = dataset.split_days(options.get("split", "train"))
-    days = days[days * INTERVALS_PER_DAY + length <= total]
-    if len(days) == 0:
-        raise ValueError(f"no day of split {options.get('split', 'train')!r} can start an episode of {length} intervals")
-    if "day" in options:
-        d = int(options["day"])
-        if not 0 <= d < len(days):
-            raise ValueError(f"day {d} is out of range: split {options.get('split', 'train')!r} has {len(days)} usable days")
-        return int(days[d]) * INTERVALS_PER_DAY
-    return int(rng.choice(days)) * INTERVALS_PER_DAY
 
 
 class WattshareParallelEnv(ParallelEnv):

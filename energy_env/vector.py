@@ -30,7 +30,8 @@ from energy_env import core, kernel
 from energy_env.community import Community
 from energy_env.config import EnvConfig
 from energy_env.data.dataset import Dataset
-from energy_env.env import INFO_FIELDS, SCENARIO_INFO_FIELDS, episode_start, make_community
+from energy_env.env import INFO_FIELDS, SCENARIO_INFO_FIELDS, make_community
+from energy_env.episodes import episode_start
 from energy_env.forecast import ForecastProvider
 
 PER_SCENARIO_OPTIONS = ("day", "start_interval")  # reset options that may give one value per scenario

@@ -115,10 +115,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _online(dataset, run, weeks: int) -> None:
+    from energy_env.episodes import WEEK, test_week_starts
     from federated.online import run_online
-    from train.benchmark import WEEK
 
-    starts = _test_week_starts(dataset)[:weeks]
+    starts = test_week_starts(dataset)[:weeks]
     t0 = time.perf_counter()
     online, frozen, rounds = [], [], 0
     for s in starts:
@@ -128,13 +128,6 @@ def _online(dataset, run, weeks: int) -> None:
         rounds += res.rounds
     print(f"online mode (FedAvg every 3 h, {rounds} rounds over {len(starts)} test weeks, {time.perf_counter() - t0:.0f} s): "
           f"load MAPE {np.mean(online):.2f}% vs {np.mean(frozen):.2f}% for the frozen global model")
-
-
-def _test_week_starts(dataset) -> np.ndarray:
-    """First interval of each test week (the last 7 days of each month)."""
-    test = dataset.test_day_mask()
-    first_days = np.flatnonzero(test & ~np.concatenate([[False], test[:-1]]))
-    return first_days * 48
 
 
 def _deployed(args: argparse.Namespace, dataset, run_config: dict) -> int:

@@ -7,7 +7,8 @@ import pytest
 
 from energy_env.community import build_community
 from energy_env.config import make_config
-from train.benchmark import run_benchmark, first_days_of_test_weeks
+from energy_env.episodes import first_days_of_test_weeks, test_week_starts
+from train.benchmark import run_benchmark
 from train.cli import main
 
 
@@ -19,7 +20,8 @@ def bench(tmp_path_factory):
 
 
 def test_weeks_are_the_last_seven_days_of_months(community):
-    starts = first_days_of_test_weeks(community)
+    starts = first_days_of_test_weeks(community.dataset)
+    assert (test_week_starts(community.dataset) == starts).all()  # complete weeks: the benchmark's episodes
     dates = community.dataset.timestamps[starts]
     assert len(starts) == 12
     assert all(d.day == d.days_in_month - 6 for d in dates)

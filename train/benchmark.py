@@ -22,21 +22,12 @@ import numpy as np
 from tqdm import tqdm
 
 from energy_env.community import Community, build_community
-from energy_env.config import INTERVALS_PER_DAY, EnvConfig
+from energy_env.config import EnvConfig
+from energy_env.episodes import WEEK, test_week_starts
 from energy_env.results import results_json
 from energy_env.rollout import rollout
 from policies.base import Policy
 from policies.registry import make_policy
-
-WEEK = 7 * INTERVALS_PER_DAY
-
-
-def first_days_of_test_weeks(community: Community) -> np.ndarray:
-    """Global start intervals of each run of consecutive test days (the last 7 days of a month)."""
-    mask = community.dataset.test_day_mask()
-    first = np.flatnonzero(mask & ~np.concatenate([[False], mask[:-1]]))
-    return first * INTERVALS_PER_DAY
-
 
 @dataclass
 class PolicyRun:
@@ -190,8 +181,7 @@ def run_benchmark(
     elif community.config.episode_length != WEEK:
         cfg = community.config.model_copy(update={"episode_length": WEEK})
         community = build_community(cfg, dataset=community.dataset, provider=_provider_of(community))
-    starts = first_days_of_test_weeks(community)
-    starts = starts[starts + WEEK <= community.dataset.num_intervals]
+    starts = test_week_starts(community.dataset)
     if max_weeks is not None:
         starts = starts[:max_weeks]
     if len(starts) == 0:

@@ -30,7 +30,8 @@ from energy_env.config import EnvConfig
 from energy_env.results import results_json
 from policies.registry import make_policy
 from policies.settings import OracleSettings
-from train.benchmark import WEEK, run_benchmark
+from energy_env.episodes import WEEK
+from train.benchmark import run_benchmark
 from train.ppo import PPOSettings, train_shared
 
 

@@ -34,6 +34,7 @@ from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
 
 from energy_env.community import Community, build_community
 from energy_env.config import EnvConfig, load_config
+from energy_env.episodes import WEEK, test_week_starts
 from policies import checkpoint
 from policies.checkpoint import CheckpointError
 from policies.learned import LearnedPolicy, ObsNormalizer
@@ -128,11 +129,8 @@ class TestWeekEvaluator:
     """Scores a policy on the test weeks against the PG&E baseline and the oracle."""
 
     def __init__(self, community: Community, max_weeks: int | None = None) -> None:
-        from train.benchmark import WEEK, first_days_of_test_weeks
-
         self.community = build_community(community.config.model_copy(update={"episode_length": WEEK}), dataset=community.dataset)
-        starts = first_days_of_test_weeks(self.community)
-        starts = starts[starts + WEEK <= self.community.dataset.num_intervals]
+        starts = test_week_starts(self.community.dataset)
         self.starts = starts[:max_weeks] if max_weeks else starts
         self.length = WEEK
         self.baseline_usd: float | None = None

@@ -9,7 +9,8 @@ for 10,000 homes. Beyond the end of the data the last interval's value is repeat
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from importlib.metadata import entry_points
+from typing import Callable, Optional, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -76,25 +77,42 @@ class SeasonalPersistenceForecast:
         return _future_windows(dataset.load_kwh, horizon, shift), _future_windows(dataset.pv_kwh, horizon, shift)
 
 
-PROVIDERS: dict[str, type] = {
-    "perfect": PerfectForecast,
-    "persistence": PersistenceForecast,
-    "seasonal_persistence": SeasonalPersistenceForecast,
+ProviderFactory = Callable[[Optional[str]], ForecastProvider]  # checkpoint (or None) -> provider
+
+PROVIDERS: dict[str, ProviderFactory] = {
+    "perfect": lambda checkpoint: PerfectForecast(),
+    "persistence": lambda checkpoint: PersistenceForecast(),
+    "seasonal_persistence": lambda checkpoint: SeasonalPersistenceForecast(),
 }
+ENTRY_POINT_GROUP = "wattshare.forecast_providers"  # where packages above register theirs
+
+
+def register_provider(name: str, factory: ProviderFactory) -> None:
+    """Make ``forecast.provider: name`` build ``factory(checkpoint)``; replaces a provider of that name.
+
+    Packages above the env register theirs through the ``wattshare.forecast_providers`` entry
+    points (``forecasting`` adds ``lstm`` and ``seasonal_mean``; see pyproject.toml), so the env
+    never imports them; code of your own can call this directly.
+    """
+    PROVIDERS[name] = factory
+
+
+def _registered(name: str) -> ProviderFactory | None:
+    """The factory of ``name``: registered here, or found among the installed entry points."""
+    if name not in PROVIDERS:
+        for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
+            PROVIDERS[name] = ep.load()
+    return PROVIDERS.get(name)
+
+
+def known_providers() -> list[str]:
+    """Names ``forecast.provider`` may take: the built-in baselines and every registered provider."""
+    return sorted({*PROVIDERS, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
 
 
 def make_provider(name: str, checkpoint: str | None = None) -> ForecastProvider:
-    """A forecast provider by name: the baselines here, ``seasonal_mean`` and ``lstm`` from ``forecasting``."""
-    if name == "lstm":
-        from forecasting.provider import LSTMForecast  # torch is imported only when asked for
-
-        return LSTMForecast(checkpoint)
-    if name == "seasonal_mean":
-        from forecasting.baselines import SeasonalMeanForecast
-
-        return SeasonalMeanForecast()
-    try:
-        return PROVIDERS[name]()
-    except KeyError:
-        known = sorted([*PROVIDERS, "seasonal_mean", "lstm"])
-        raise ValueError(f"unknown forecast provider {name!r}; expected one of {known}") from None
+    """A forecast provider by name (``checkpoint``: for providers that load a model, e.g. ``lstm``)."""
+    factory = _registered(name)
+    if factory is None:
+        raise ValueError(f"unknown forecast provider {name!r}; expected one of {known_providers()}")
+    return factory(checkpoint)

@@ -87,3 +87,8 @@ def baseline_providers() -> dict[str, ForecastProvider]:
         "seasonal_persistence": SeasonalPersistenceForecast(),
         "seasonal_mean": SeasonalMeanForecast(7),
     }
+
+
+def make_seasonal_mean_provider(checkpoint: str | None = None) -> SeasonalMeanForecast:
+    """``forecast.provider: seasonal_mean`` (registered with the env as an entry point; no checkpoint)."""
+    return SeasonalMeanForecast()

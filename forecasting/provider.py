@@ -108,3 +108,8 @@ class LSTMForecast:
             pv_fc.setflags(write=False)
             self._cached = (dataset, horizon, (load_fc, pv_fc))  # one data set at a time: the arrays are large
         return self._cached[2]
+
+
+def make_lstm_provider(checkpoint: str | None = None) -> LSTMForecast:
+    """``forecast.provider: lstm`` (registered with the env as an entry point; torch loads here)."""
+    return LSTMForecast(checkpoint)

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from pydantic import ValidationError
 
-from energy_env.config import RUN_SECTIONS, ConfigError, EnvConfig, StrictModel, _format_error, make_config, read_yaml
+from energy_env.config import RUN_SECTIONS, ConfigError, EnvConfig, StrictModel, format_validation_error, make_config, read_yaml
 from policies.settings import OracleSettings
 
 
@@ -51,4 +51,4 @@ def load_run_config(
     try:
         return RunConfig.model_validate({"env": env, **values})
     except ValidationError as err:
-        raise ConfigError(_format_error(err, source)) from None
+        raise ConfigError(format_validation_error(err, source)) from None

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal, Mapping
 
 import numpy as np
 import yaml
+
+from energy_env.market import Mechanism
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 INTERVAL_HOURS = 0.5  # every energy in the package is kWh per 30-minute interval
@@ -131,7 +133,7 @@ class GridConfig(StrictModel):
 class MarketConfig(StrictModel):
     """The central coordinator's P2P market."""
 
-    mechanism: Literal["sdr", "mid_market", "bill_sharing", "none"] = "sdr"
+    mechanism: Annotated[Mechanism, Field(strict=False)] = Field(Mechanism.SDR, description="sdr, mid_market, bill_sharing or none.")
     transmission_loss: float = Field(0.05, ge=0.0, lt=1.0, description="Share of sent energy lost.")
     sdr_observation_cap: float = Field(
         5.0, gt=0.0, description="The published SDR is capped here in observations (info has the raw value)."
@@ -155,7 +157,9 @@ class WholesaleConfig(StrictModel):
         "exact", description="exact: prices of the data set's own dates; calendar: same month, day and time of the series' year."
     )
     gap_fill: GapFill = Field("interpolate", description="How missing half hours are filled (the shared CAISO file lacks 00:00-09:00).")
-    max_gap_intervals: Int | None = Field(None, ge=1, description="Longest gap (half hours) the rule may fill; None = any.")
+    max_gap_intervals: Int | None = Field(
+        48, ge=1, description="Longest gap (half hours) the rule may fill; default one day (the CAISO nights are 18-20); None = any."
+    )
     multiplier: float = Field(1.0, gt=0.0)
     adder_usd_per_kwh: float | None = Field(
         None, description="Added to multiplier x wholesale; None = calibrated so the mean import price equals E-TOU-C's."
@@ -219,7 +223,9 @@ class DataConfig(StrictModel):
     start_date: LocalDate | None = Field(None, description="First local date to load (file / postgres / supabase).")
     end_date: LocalDate | None = Field(None, description="Last local date to load, inclusive.")
     gap_fill: GapFill = Field("none", description="How missing half hours are filled; none = refuse data with gaps.")
-    max_gap_intervals: Int | None = Field(None, ge=1, description="Longest gap (half hours) the rule may fill; None = any.")
+    max_gap_intervals: Int | None = Field(
+        48, ge=1, description="Longest gap (half hours) the rule may fill; default one day, longer gaps fail the load; None = any."
+    )
     resolution_minutes: Literal[5, 10, 15, 30, 60] | None = Field(None, description="Input interval length; None = detected.")
 
     @model_validator(mode="after")
@@ -285,7 +291,8 @@ class EnvConfig(StrictModel):
         return self
 
 
-def _format_error(err: ValidationError, source: str) -> str:
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """A pydantic error as the lines ``key.path: message`` under ``invalid configuration (source)``."""
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
@@ -325,7 +332,7 @@ def make_config(base: Mapping[str, Any] | None = None, source: str = "overrides"
     try:
         return EnvConfig.model_validate(merged)
     except ValidationError as err:
-        raise ConfigError(_format_error(err, source)) from None
+        raise ConfigError(format_validation_error(err, source)) from None
 
 
 # Top-level sections of a run configuration that are not the env's: ``wattshare`` reads them

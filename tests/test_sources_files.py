@@ -94,7 +94,7 @@ def test_bad_rows_are_rejected_with_reasons_and_nothing_is_lost(small, tmp_path)
         "non-numeric load_kwh": 1,
         "negative pv_kwh": 1,
         "unparseable interval_start_utc": 1,
-        "duplicate (household_id, interval_start_utc)": 1,
+        "exact duplicate (household_id, interval_start_utc): same values as an earlier row": 1,
     }
     assert report.examples["non-numeric load_kwh"].startswith("file line 7: household_id='household_0', interval_start_utc=")
     assert "load_kwh='abc'" in report.examples["non-numeric load_kwh"]

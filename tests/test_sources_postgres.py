@@ -239,3 +239,27 @@ def test_legacy_pricing_table_with_text_times(pg_dsn, schema):
     assert series.report.rows_read == 24  # the window was applied on the server
     assert series.timestamps[0] == pd.Timestamp("2024-10-02") and not series.report.gaps
     np.testing.assert_allclose(series.usd_per_kwh[::2], 0.01 * np.arange(24, 48))
+
+
+def test_ids_with_surrounding_whitespace_are_one_home(pg_dsn, schema):
+    assert _import(schema, "--from", "synthetic", "--households", "2", "--days", "2", "--create-schema") == 0
+    clean, _ = load_consumption(_opts(schema))
+    tbl = sql.SQL("{}.consumption").format(sql.Identifier(schema))
+    # written by another tool: half of household_0's rows with a leading space, half with a trailing tab
+    _sql(pg_dsn, sql.SQL("UPDATE {} SET household_id = CASE WHEN extract(hour FROM interval_start_utc) < 12 "
+                         "THEN ' household_0' ELSE E'household_0\\t' END WHERE household_id = 'household_0'").format(tbl))
+    assert len(_sql(pg_dsn, sql.SQL("SELECT DISTINCT household_id FROM {}").format(tbl))) == 3
+    ds, report = load_consumption(_opts(schema))  # listed with btrim: two homes
+    assert ds.household_ids == clean.household_ids and report.rows_rejected == 0
+    np.testing.assert_array_equal(ds.load_kwh, clean.load_kwh)
+    ds, _ = load_consumption(_opts(schema, households=(" household_0 ",)))  # filtered on the server by the same rule
+    np.testing.assert_array_equal(ds.load_kwh[:, 0], clean.load_kwh[:, 0])
+
+
+def test_the_supabase_id_pattern_means_the_same_in_postgresql(pg_dsn):
+    from energy_env.data.supabase_source import id_pattern
+
+    pattern = id_pattern(["household_1", "a.b(c)|x", "né"])
+    values = ["household_1", " household_1\t", "household_10", "householdX1", "a.b(c)|x", "axb(c)", "x", " né"]
+    got = [r[0] for r in _sql(pg_dsn, "SELECT v ~ %s FROM unnest(%s::text[]) AS v", (pattern, values))]
+    assert got == [True, True, False, False, True, False, False, True]

@@ -9,6 +9,7 @@ is 1,000), ``Content-Range: first-last/total`` with ``Prefer: count=exact`` (206
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import numpy as np
@@ -21,7 +22,7 @@ pytest.importorskip("supabase", reason="the Supabase tests need the supabase cli
 from energy_env.data.caiso import PriceSourceOptions, load_price_series  # noqa: E402
 from energy_env.data.dataset import DataError  # noqa: E402
 from energy_env.data.sources import ExternalDataOptions, dataset_to_rows, load_consumption  # noqa: E402
-from energy_env.data.supabase_source import SupabaseSource  # noqa: E402
+from energy_env.data.supabase_source import SupabaseSource, id_pattern  # noqa: E402
 from energy_env.data.synthetic import generate_synthetic  # noqa: E402
 from energy_env.data.tables import CONSUMPTION  # noqa: E402
 from train.import_data import first_days  # noqa: E402
@@ -111,6 +112,8 @@ class FakePostgrest:
     def _match(self, value, op: str, arg: str) -> bool:
         if op == "in":
             return str(value) in [a.strip('"') for a in arg.strip("()").split(",")]
+        if op == "match":  # PostgreSQL's ~ (the patterns the source sends mean the same in Python's re)
+            return value is not None and re.search(arg, str(value)) is not None
         a, b = self._key(value), self._key(arg)
         return {"eq": a == b, "gt": a > b, "gte": a >= b, "lt": a < b, "lte": a <= b}[op]
 
@@ -160,7 +163,7 @@ def test_filters_go_to_the_server(fake):
     _, report = load_consumption(_opts(households=("household_1",)))
     assert report.rows_read == 7 * 48
     page = next(r for r in fake.requests if "offset" in r.url.params)
-    assert page.url.params["household_id"] == "in.(household_1)"
+    assert page.url.params["household_id"] == "match." + id_pattern(["household_1"])
 
 
 def test_a_table_growing_while_paging_is_detected(fake):
@@ -227,7 +230,7 @@ def test_pricing_in_the_team_layout(fake):
     assert series.report.rows_read == series.report.expected_rows == 1440
     assert series.market is None and len(series.timestamps) == 60 * 48
     page = next(r for r in fake.requests if r.url.path.endswith("pricing") and "offset" in r.url.params)
-    assert page.url.params["NODE"] == "eq.DLAP_PGAE-APND"
+    assert page.url.params["NODE"] == "match." + id_pattern(["DLAP_PGAE-APND"])
     assert page.url.params["select"] == 'INTERVALSTARTTIME_GMT,NODE,"Price KWH"'
 
 
@@ -245,3 +248,43 @@ def test_upserts_in_batches_are_idempotent(fake):
     assert "resolution=merge-duplicates" in post.headers["prefer"]
     with pytest.raises(DataError, match="REST API cannot create tables"):
         src.ensure_table(CONSUMPTION, "consumption", create=True)
+
+
+def test_ids_with_surrounding_whitespace_are_one_home(fake):
+    clean, _ = load_consumption(_opts())
+    rows = fake.tables["consumption"]
+    for i, row in enumerate(rows):
+        if row["household_id"] == "household_0":
+            row["household_id"] = " household_0" if i % 2 else "household_0\t"
+    ds, report = load_consumption(_opts())  # listed: one home per stripped id
+    assert ds.household_ids == clean.household_ids and report.rows_rejected == 0
+    np.testing.assert_array_equal(ds.load_kwh, clean.load_kwh)
+    ds, _ = load_consumption(_opts(households=("household_0 ",)))  # filtered on the server, whitespace-tolerant
+    np.testing.assert_array_equal(ds.load_kwh[:, 0], clean.load_kwh[:, 0])
+    # numeric ids: PostgREST's regex operator would fail on an integer column, so those use in.()
+    fake.tables["ints"] = [dict(r, household_id=int(r["household_id"].strip()[-1]) + 1) for r in rows]
+    ds, _ = load_consumption(_opts(table="ints", households=("2",)))
+    np.testing.assert_array_equal(ds.load_kwh[:, 0], clean.load_kwh[:, 1])
+    page = [r for r in fake.requests if r.url.path.endswith("/ints") and "offset" in r.url.params][-1]
+    assert page.url.params["household_id"] == "in.(2)"
+
+
+URL_WITH_USER = "https://wuser:Url5ecret@fake-project.supabase.co"
+
+
+def test_credentials_in_supabase_url_never_show(fake, monkeypatch):
+    monkeypatch.setenv("SUPABASE_URL", URL_WITH_USER)
+    monkeypatch.setenv("SUPABASE_KEY", "wrong-key-9876")
+    with pytest.raises(DataError, match=r"supabase fake-project.supabase.co table public.consumption: .*authentication failed") as err:
+        load_consumption(_opts())
+    assert "Url5ecret" not in str(err.value) and "wrong-key-9876" not in str(err.value)
+
+
+def test_credentials_in_supabase_url_never_show_in_a_network_error():
+    with respx.mock() as mock:
+        mock.route(host="fake-project.supabase.co").mock(side_effect=httpx.ConnectError(f"refused: {URL_WITH_USER}/rest/v1"))
+        src = SupabaseSource(URL_WITH_USER, KEY, retry=False)
+        assert "Url5ecret" not in repr(src) + src.describe() and src.host == "fake-project.supabase.co"
+        with pytest.raises(DataError, match=r"network error .*check SUPABASE_URL \(https://\*\*\*@fake-project.supabase.co\)") as err:
+            load_consumption(_opts(), source=src)
+    assert "Url5ecret" not in str(err.value) and "wuser" not in str(err.value) and KEY not in str(err.value)

@@ -34,6 +34,7 @@ import pandas as pd
 from energy_env.config import INTERVALS_PER_DAY
 from energy_env.data.dataset import DataError, Dataset
 from energy_env.data.resample import KEY, LOCAL_TZ, TS
+from energy_env.data.redact import redact
 from energy_env.data.sources import LoadReport, RawRows, ValueSpec, dataset_to_rows, validate_rows
 from energy_env.data.tables import CAISO_PRICE_KWH, CONSUMPTION, Layout, ddl, detect_pricing_layout, match_columns
 
@@ -195,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(ddl(layout, args.table, args.schema))
             return 0
         layout, rows, summary = load_input(args)
-        print(summary)
+        print(redact(summary))
         table = args.table or layout.default_table
         if args.dry_run:
             print(f"dry run: {len(rows)} rows for table {args.schema}.{table} ({layout.name} layout); nothing written")
@@ -205,10 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch = args.batch_rows or (5000 if args.target == "postgres" else 500)
         report = target.write_rows(layout, table, rows, batch_rows=batch)
         report.created = created
-        print(report.summary())
+        print(redact(report.summary()))
         return 0
     except (DataError, ValueError) as err:
-        print(f"wattshare import: error: {err}", file=sys.stderr)
+        print(f"wattshare import: error: {redact(err)}", file=sys.stderr)
         return 2
 
 

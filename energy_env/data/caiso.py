@@ -139,6 +139,7 @@ def rows_to_price_series(
     grid, local = assemble_grid(
         rows, report, [], ["price_usd_per_kwh"],
         resolution_minutes=resolution_minutes, window=window, partial_days="keep",
+        row_ref=raw.row_ref, series="node",
     )
     series = f"{raw.where}: node {node}" + (f" {market}" if market else "")
     values = pivot(local, grid, [node], "price_usd_per_kwh")[:, 0]

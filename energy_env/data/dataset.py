@@ -13,12 +13,20 @@ import numpy as np
 import pandas as pd
 
 from energy_env.config import INTERVALS_PER_DAY
+from energy_env.data.redact import redact
 
 TEST_DAYS_PER_MONTH = 7  # the last 7 days of every month are test days
 
 
 class DataError(ValueError):
-    """Bad input data; the message names the file (or source), column and row."""
+    """Bad input data; the message names the file (or source), column and row.
+
+    The message is passed through :func:`energy_env.data.redact.redact`, so that a credential in a
+    URL, a DSN or a server's reply never reaches a terminal or a log through an error.
+    """
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(redact(message), *args)
 
 
 @dataclass(frozen=True)

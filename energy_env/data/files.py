@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from energy_env.data.dataset import DataError
-from energy_env.data.sources import RawRows, TimeWindow, _parse_times
+from energy_env.data.sources import RawRows, TimeWindow, _parse_times, clean_id, clean_ids
 from energy_env.data.tables import CONSUMPTION, Layout, detect_pricing_layout, match_columns
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".txt")
@@ -98,25 +98,28 @@ class FileSource:
     def list_households(self, table: str, window: TimeWindow) -> list[str]:
         df = self._read()
         key = self._columns(CONSUMPTION)["key"]
-        ids = df.loc[self._in_window(CONSUMPTION, window), key].dropna().astype(str).str.strip()
+        ids = clean_ids(df.loc[self._in_window(CONSUMPTION, window), key].dropna())
         return sorted(set(ids) - {""})
 
     def read_consumption(self, table: str, households: Sequence[str], window: TimeWindow) -> RawRows:
         df = self._read()
         key = self._columns(CONSUMPTION)["key"]
-        keep = self._in_window(CONSUMPTION, window).copy() & df[key].astype(str).str.strip().isin(list(households)).to_numpy()
+        wanted = [clean_id(h) for h in households]
+        keep = self._in_window(CONSUMPTION, window).copy() & (df[key].notna() & clean_ids(df[key]).isin(wanted)).to_numpy()
         return self._select(CONSUMPTION, keep, window.tz)
 
     def read_pricing(self, table: str, node: str, market: str | None, window: TimeWindow) -> RawRows:
         df = self._read()
         layout = detect_pricing_layout(list(df.columns), self.describe())
         cols = self._columns(layout)
-        nodes = df[cols["key"]].astype(str).str.strip()
+        node = clean_id(node)
+        market = None if market is None else clean_id(market)
+        nodes = clean_ids(df[cols["key"]])
         if node not in set(nodes):
             raise DataError(f"{self.describe()}: no rows for node {node!r}; nodes in the file: {sorted(set(nodes.dropna()))[:20]}")
         keep = (nodes == node).to_numpy().copy()
         if "market" in cols:
-            markets = df[cols["market"]].astype(str).str.strip()
+            markets = clean_ids(df[cols["market"]])
             have = sorted(set(markets[keep]))
             if market is None and len(have) > 1:
                 raise DataError(f"{self.describe()}: node {node!r} has markets {have}; choose one (market: DAM or RTM)")

@@ -8,7 +8,8 @@
 * Reads filter on the server (household ids, time window), run in one read-only REPEATABLE READ
   transaction (so the count and the rows see the same snapshot), fetch through a server-side cursor
   ``page_rows`` at a time, in a stable order (key, time), and check the number of rows against
-  ``count(*)``.
+  ``count(*)``. Ids are compared without surrounding whitespace (``btrim``), the package's one rule
+  for ids (:func:`~energy_env.data.sources.clean_id`).
 * Writes (``wattshare import``) go in batches: COPY into a temporary table, then
   ``INSERT ... ON CONFLICT (primary key) DO UPDATE ... WHERE IS DISTINCT FROM``, one transaction per
   batch. Running an import twice leaves the same rows, and the report says how many rows were
@@ -26,7 +27,7 @@ import pandas as pd
 
 from energy_env.data.dataset import DataError
 from energy_env.data.resample import KEY, TS
-from energy_env.data.sources import RawRows, TimeWindow, read_setting, redact
+from energy_env.data.sources import ID_WHITESPACE, RawRows, TimeWindow, clean_id, read_setting, redact
 from energy_env.data.tables import (
     CONSUMPTION,
     Layout,
@@ -152,6 +153,11 @@ class PostgresSource:
 
     # ----------------------------------------------------------------------------------- catalogue
 
+    @staticmethod
+    def _id(name: str) -> "sql.Composed":
+        """An id column as text without surrounding whitespace (takes one parameter: ID_WHITESPACE)."""
+        return sql.SQL("btrim({}::text, %s)").format(sql.Identifier(name))
+
     def _table(self, table: str) -> "sql.Composed":
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(validate_identifier(table)))
 
@@ -241,11 +247,12 @@ class PostgresSource:
             layout, cols = self._checked_columns(conn, table, CONSUMPTION)
             conds, params = self._time_filter(cols["ts"], layout, window)
             where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conds) if conds else sql.SQL("")
-            q = sql.SQL("SELECT DISTINCT {}::text FROM {}{}").format(sql.Identifier(cols["key"][0]), self._table(table), where)
+            q = sql.SQL("SELECT DISTINCT {} FROM {}{}").format(self._id(cols["key"][0]), self._table(table), where)
             try:
                 with conn.transaction():
                     conn.execute(_UTC)
-                    return [r[0] for r in conn.execute(q, params).fetchall() if r[0] is not None]
+                    rows = conn.execute(q, [ID_WHITESPACE, *params]).fetchall()
+                    return [r[0] for r in rows if r[0] is not None and r[0] != ""]
             except psycopg.Error as err:
                 raise self._error(err, table, "listing households") from None
 
@@ -254,8 +261,8 @@ class PostgresSource:
         with self.connect() as conn:
             layout, cols = self._checked_columns(conn, table, CONSUMPTION)
         conds, params = self._time_filter(cols["ts"], layout, window)
-        conds.append(sql.SQL("{}::text = ANY(%s)").format(sql.Identifier(cols["key"][0])))
-        params.append(list(households))
+        conds.append(sql.SQL("{} = ANY(%s)").format(self._id(cols["key"][0])))
+        params.extend([ID_WHITESPACE, [clean_id(h) for h in households]])
         frame, expected = self._read(table, layout, cols, conds, params)
         frame = frame.rename(columns={"key": KEY, "ts": TS})
         return RawRows(frame, self._where(table), "utc", _result_row_ref(cols), layout, expected)
@@ -265,16 +272,18 @@ class PostgresSource:
         with self.connect() as conn:
             layout, cols = self._checked_columns(conn, table, None)
         conds, params = self._time_filter(cols["ts"], layout, window)
-        conds.append(sql.SQL("{}::text = %s").format(sql.Identifier(cols["key"][0])))
-        params.append(node)
+        node = clean_id(node)
+        market = None if market is None else clean_id(market)
+        conds.append(sql.SQL("{} = %s").format(self._id(cols["key"][0])))
+        params.extend([ID_WHITESPACE, node])
         if "market" in cols and market is not None:
-            conds.append(sql.SQL("{}::text = %s").format(sql.Identifier(cols["market"][0])))
-            params.append(market)
+            conds.append(sql.SQL("{} = %s").format(self._id(cols["market"][0])))
+            params.extend([ID_WHITESPACE, market])
         frame, expected = self._read(table, layout, cols, conds, params)
         if expected == 0:
             with self.connect() as conn:
-                q = sql.SQL("SELECT DISTINCT {}::text FROM {} LIMIT 20").format(sql.Identifier(cols["key"][0]), self._table(table))
-                nodes = sorted(r[0] for r in conn.execute(q).fetchall())
+                q = sql.SQL("SELECT DISTINCT {} FROM {} LIMIT 20").format(self._id(cols["key"][0]), self._table(table))
+                nodes = sorted(r[0] for r in conn.execute(q, [ID_WHITESPACE]).fetchall() if r[0] is not None)
             what = f"node {node!r}" + (f", market {market!r}" if "market" in cols and market else "")
             raise DataError(f"{self._where(table)}: no rows for {what} ({window.describe()}); nodes present: {nodes}")
         zone = "local" if layout.time_column.kind == "local_time" else "utc"

@@ -3,9 +3,11 @@
 Every external source (PostgreSQL, Supabase, CSV / Parquet, CAISO price files) goes through the same
 steps, in this order, so that their results agree:
 
-1. **Resolution.** The interval length of a table is the most common step between consecutive
-   timestamps of one series (household or price node), or the value the caller states. 5, 10, 15, 30
-   and 60 minutes are supported; anything else raises :class:`DataError` (no silent guessing).
+1. **Resolution.** The interval length of each series (household or price node) is the most common
+   step between its consecutive timestamps (:func:`series_resolutions`), or the value the caller
+   states for all of them. Series may differ (one hourly home among half-hourly ones): each is
+   resampled at its own. 5, 10, 15, 30 and 60 minutes are supported; anything else raises
+   :class:`DataError` naming the series (no silent guessing).
 2. **To 30 minutes, in UTC** (:func:`to_30min`). Energy columns (kWh per interval) are *extensive*:
    an hourly value is split into two halves of half the energy each; 2 (or 3, 6) shorter readings are
    summed. Prices and temperatures are *intensive*: an hourly value is repeated for both halves;
@@ -36,7 +38,8 @@ steps, in this order, so that their results agree:
    * ``same_slot``: the value at the same clock slot on the nearest day that has it (earlier day on
      a tie), which keeps daily shapes (load, PV); raises if no day has that slot.
 
-   ``max_gap_intervals`` bounds the runs a rule may fill: a longer run raises instead.
+   ``max_gap_intervals`` bounds the runs a rule may fill (default one day,
+   :data:`DEFAULT_MAX_GAP_INTERVALS`): a longer run raises instead.
 """
 
 from __future__ import annotations
@@ -58,7 +61,16 @@ FillRule = Literal["none", "interpolate", "previous", "same_slot"]
 FILL_RULES: tuple[str, ...] = ("none", "interpolate", "previous", "same_slot")
 
 # Column names of the frames passed between the steps (sources rename their columns to these).
-KEY, TS, ROWS = "key", "ts", "rows"
+KEY, TS, ROWS, POS = "key", "ts", "rows", "pos"
+
+DEFAULT_MAX_GAP_INTERVALS = 48
+"""The longest run of missing half hours a fill rule bridges unless told otherwise: one day.
+
+Longer runs fail the load, naming them: a straight line (or a copied day) across more than a day of
+a home's load is invention, and a stray timestamp would otherwise stretch the data over years of
+filled gaps. The shared CAISO price file's nightly gaps are 18 slots (20 on four days), within it.
+``max_gap_intervals: null`` lifts the bound explicitly.
+"""
 
 
 @dataclass(frozen=True)
@@ -67,12 +79,13 @@ class GapPolicy:
 
     Attributes:
         rule: ``none`` (raise on any gap), ``interpolate``, ``previous`` or ``same_slot``.
-        max_gap_intervals: the longest run of missing slots the rule may fill (None = no limit);
-            longer runs raise :class:`DataError` naming them.
+        max_gap_intervals: the longest run of missing slots the rule may fill (default
+            :data:`DEFAULT_MAX_GAP_INTERVALS`, one day; None = no limit); longer runs raise
+            :class:`DataError` naming them.
     """
 
     rule: FillRule = "none"
-    max_gap_intervals: int | None = None
+    max_gap_intervals: int | None = DEFAULT_MAX_GAP_INTERVALS
 
     def __post_init__(self) -> None:
         if self.rule not in FILL_RULES:
@@ -141,6 +154,79 @@ def detect_resolution_minutes(frame: pd.DataFrame, source: str) -> int:
             f"lengths are {', '.join(map(str, SUPPORTED_RESOLUTIONS_MIN))} minutes (aggregate the data first)"
         )
     return int(step)
+
+
+def series_steps(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per series of ``frame`` (columns ``key``, ``ts``): its most common step and how often it occurs.
+
+    Returns:
+        Indexed by key (every key of ``frame``): ``minutes`` (the most common positive step, the
+        shorter on a tie; 0 for a series with fewer than two distinct timestamps) and ``share``
+        (the fraction of its steps equal to it; NaN when ``minutes`` is 0).
+    """
+    ordered = frame[[KEY, TS]].sort_values([KEY, TS])
+    keys = ordered[KEY].to_numpy()
+    same = keys[1:] == keys[:-1]
+    steps = pd.DataFrame({KEY: keys[1:][same], "step": np.diff(epoch_minutes(ordered[TS]))[same]})
+    steps = steps[steps["step"] > 0]
+    out = pd.DataFrame(index=pd.Index(pd.unique(keys), name=KEY))
+    out["minutes"] = 0
+    out["share"] = np.nan
+    if steps.empty:
+        return out
+    counts = steps.groupby([KEY, "step"]).size()
+    best = counts.groupby(level=0).idxmax()  # (key, step) of the most common step; index sorted: shorter first
+    total = counts.groupby(level=0).sum()
+    top_keys = [k for k, _ in best]
+    out.loc[top_keys, "minutes"] = [int(m) for _, m in best]
+    out.loc[top_keys, "share"] = counts.loc[list(best)].to_numpy() / total.loc[top_keys].to_numpy()
+    return out
+
+
+def series_resolutions(
+    frame: pd.DataFrame, source: str, series: str = "household", steps: pd.DataFrame | None = None
+) -> tuple[pd.Series, list[str]]:
+    """The interval length of every series of ``frame`` (see :func:`series_steps`).
+
+    A series with a single timestamp has no step: it takes the most common interval length of the
+    others, which the returned notes say.
+
+    Args:
+        steps: :func:`series_steps` of ``frame``, if already computed.
+
+    Returns:
+        ``(minutes by key, notes)``.
+
+    Raises:
+        DataError: naming the series whose most common step is not supported, or when no series
+            has two distinct timestamps.
+    """
+    steps = series_steps(frame) if steps is None else steps
+    minutes = steps["minutes"]
+    known = minutes[minutes > 0]
+    if known.empty:
+        raise DataError(
+            f"{source}: cannot tell the interval length (no {series} has two distinct timestamps); "
+            "state it (resolution_minutes: 15, 30 or 60)"
+        )
+    bad = known[~known.isin(SUPPORTED_RESOLUTIONS_MIN)]
+    if not bad.empty:
+        shown = ", ".join(f"{series} {k}: {m:g} minutes" for k, m in bad.head(5).items())
+        raise DataError(
+            f"{source}: the most common step between timestamps is not a supported interval length for "
+            f"{len(bad)} {series}(s) ({shown}); supported are {', '.join(map(str, SUPPORTED_RESOLUTIONS_MIN))} "
+            "minutes (aggregate the data first)"
+        )
+    notes = []
+    single = minutes[minutes == 0]
+    if not single.empty:
+        fallback = int(known.value_counts().sort_index().idxmax())  # the shorter on a tie
+        minutes = minutes.where(minutes > 0, fallback)
+        notes.append(
+            f"{len(single)} {series}(s) with a single timestamp ({', '.join(map(str, single.index[:5]))}) "
+            f"read at the {fallback}-minute interval of the others"
+        )
+    return minutes.astype(int), notes
 
 
 # ------------------------------------------------------------------------------------------- to 30 min

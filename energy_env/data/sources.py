@@ -29,19 +29,24 @@ from typing import Any, Callable, Literal, Protocol, Sequence
 import numpy as np
 import pandas as pd
 
+from energy_env.data.checks import TIME_OUTLIER_SEPARATION, isolated_in_time, plausibility
 from energy_env.data.dataset import DataError, Dataset
+from energy_env.data.redact import redact
 from energy_env.data.resample import (
+    DEFAULT_MAX_GAP_INTERVALS,
     KEY,
     LOCAL_TZ,
+    POS,
     ROWS,
     SLOT,
     TS,
     GapPolicy,
     GapRange,
     day_grid,
-    detect_resolution_minutes,
     fill_series,
     nonexistent_slots,
+    series_resolutions,
+    series_steps,
     to_30min,
     to_local_clock,
 )
@@ -53,6 +58,10 @@ EXTERNAL_SOURCES: tuple[str, ...] = ("file", "postgres", "supabase")
 # A PV meter reads slightly negative at night (inverter standby); values down to this are read as 0.
 PV_NEGATIVE_TOLERANCE_KWH = 0.01
 INTERVAL_HOURS = 0.5
+# A series with fewer of its steps at its own interval length than this is warned about: part of it
+# may be at another interval length (an hourly stretch read as half-hourly puts an hour's energy in
+# one slot and leaves the next empty, for a fill rule to add energy that was never used).
+MIN_STEP_SHARE = 0.8
 
 
 # ------------------------------------------------------------------------------------------ settings
@@ -96,17 +105,6 @@ def read_setting(names: str | Sequence[str], env_file: str | Path | None = ".env
     return None
 
 
-def redact(text: str, *secrets: str | None) -> str:
-    """``text`` with every occurrence of each secret (and of its URL-encoded form) replaced by ``***``."""
-    from urllib.parse import quote
-
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            for form in {secret, quote(secret, safe="")}:
-                text = text.replace(form, "***")
-    return text
-
-
 # ------------------------------------------------------------------------------------------- report
 
 
@@ -122,7 +120,13 @@ class LoadReport:
         examples: reason -> the first affected row, e.g. "file line 12: household h1, ...: 'abc'".
         adjusted: change -> rows kept but altered (e.g. tiny negative PV read as 0).
         expected_rows: the server's count of matching rows, when it gives one (checked = rows_read).
-        resolution_minutes: the interval length of the input; ``resampling`` says what was done.
+        resolution_minutes: the interval length of the input when every series shares one, else None;
+            ``resampling`` says what was done.
+        series_resolutions: series -> interval length, when the series differ; empty otherwise
+            (a stated ``resolution_minutes`` applies to all; a series contradicting it is a warning).
+        warnings: check -> slots or homes that failed a plausibility or consistency check; the data
+            are kept unchanged (see ``energy_env/data/checks.py``). Each is logged at WARNING.
+        warning_examples: check -> the first case, e.g. "household h1 at 2025-10-06 12:00: pv_kwh 1999".
         dst_merged_slots: local slots that averaged the two intervals of the fall-back hour.
         gaps: every run of missing 30-minute slots, filled or not.
         notes: anything else worth knowing (estimates, alignment).
@@ -136,6 +140,9 @@ class LoadReport:
     adjusted: Counter = field(default_factory=Counter)
     expected_rows: int | None = None
     resolution_minutes: int | None = None
+    series_resolutions: dict[str, int] = field(default_factory=dict)
+    warnings: Counter = field(default_factory=Counter)
+    warning_examples: dict[str, str] = field(default_factory=dict)
     resampling: str = ""
     fill_policy: str = ""
     dst_merged_slots: int = 0
@@ -152,6 +159,15 @@ class LoadReport:
         self.rejected[reason] += int(count)
         if example is not None and reason not in self.examples:
             self.examples[reason] = example
+
+    def warn(self, check: str, count: int, example: str | None = None) -> None:
+        """Count ``count`` slots or homes failing ``check`` (data unchanged) and log it at WARNING."""
+        if count <= 0:
+            return
+        self.warnings[check] += int(count)
+        if example is not None and check not in self.warning_examples:
+            self.warning_examples[check] = example
+        _log.warning("%s", redact(f"{self.source}: warning {count}: {check}" + (f"; first: {example}" if example else "")))
 
     def check_balance(self) -> None:
         """Raise if a row went missing between read and kept + rejected (a bug, never bad data)."""
@@ -171,6 +187,17 @@ class LoadReport:
             lines.append(f"  rejected {n}: {reason}{ex}")
         for change, n in self.adjusted.most_common():
             lines.append(f"  adjusted {n}: {change}")
+        for check, n in self.warnings.most_common():
+            ex = f"; first: {self.warning_examples[check]}" if check in self.warning_examples else ""
+            lines.append(f"  WARNING {n}: {check}{ex}")
+        if self.series_resolutions:
+            by_minutes: dict[int, list[str]] = {}
+            for key, minutes in self.series_resolutions.items():
+                by_minutes.setdefault(minutes, []).append(key)
+            lines.append("  interval lengths per series: " + "; ".join(
+                f"{m} min: {', '.join(keys[:5])}{f' (+{len(keys) - 5} more)' if len(keys) > 5 else ''}"
+                for m, keys in sorted(by_minutes.items())
+            ))
         if self.resampling:
             lines.append(f"  {self.resampling}")
         if self.dst_merged_slots:
@@ -197,6 +224,9 @@ class LoadReport:
             "adjusted": dict(self.adjusted),
             "expected_rows": self.expected_rows,
             "resolution_minutes": self.resolution_minutes,
+            "series_resolutions": dict(self.series_resolutions),
+            "warnings": dict(self.warnings),
+            "warning_examples": dict(self.warning_examples),
             "resampling": self.resampling,
             "fill_policy": self.fill_policy,
             "dst_merged_slots": self.dst_merged_slots,
@@ -299,6 +329,23 @@ def natural_key(text: str) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
 
 
+# The one rule for ids (households, nodes, markets) in every source: surrounding whitespace is not
+# part of the id, so " h1", "h1 " and "h1" are one home. Postgres applies the same characters
+# (btrim), Supabase a regular expression over them (supabase_source.py). ASCII only, so that a
+# database of any encoding accepts them.
+ID_WHITESPACE = " \t\n\r\f\v"
+
+
+def clean_id(value: object) -> str:
+    """An id as the package uses it: text, without surrounding whitespace (:data:`ID_WHITESPACE`)."""
+    return str(value).strip(ID_WHITESPACE)
+
+
+def clean_ids(values: pd.Series) -> pd.Series:
+    """:func:`clean_id` of every value of a Series (None / NaN become the text ``None`` / ``nan``: check those first)."""
+    return values.astype(str).str.strip(ID_WHITESPACE)
+
+
 def _parse_times(raw: pd.Series, zone: str, tz: str) -> tuple[pd.Series, np.ndarray, np.ndarray, np.ndarray]:
     """Parse to UTC. Returns (utc, unparseable, nonexistent, ambiguous) with masks over ``raw``."""
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
@@ -330,11 +377,15 @@ def validate_rows(raw: RawRows, values: Sequence[ValueSpec], report: LoadReport,
     """Check every row; reject bad ones (each for its first problem) into ``report``.
 
     Checks, in order: missing key, missing or unparseable time, DST-impossible local time (local
-    layouts), then per value column null / non-numeric / non-finite / negative, and last duplicates
-    of (key, time) (the first is kept).
+    layouts), then per value column null / non-numeric / non-finite / negative, and last repeats of
+    (key, time) among the good rows: an *exact* duplicate (same values) is dropped, the first copy
+    kept; *conflicting* duplicates (different values) are all rejected, since nothing says which
+    is right: the slot becomes a gap, which the gap rule fills or refuses like any other. Keys are
+    stripped of surrounding whitespace (:func:`clean_id`) before any comparison.
 
     Returns:
-        The good rows: ``key`` (str), ``ts`` (UTC), one float column per value role.
+        The good rows: ``key`` (str), ``ts`` (UTC), one float column per value role, and ``pos``
+        (the row's position in ``raw.frame``, for ``raw.row_ref`` in later messages).
     """
     df = raw.frame.reset_index(drop=True)
     n = len(df)
@@ -351,14 +402,15 @@ def validate_rows(raw: RawRows, values: Sequence[ValueSpec], report: LoadReport,
             reason[new] = why
 
     keys = df[KEY]
-    mark(keys.isna().to_numpy() | (keys.astype(str).str.strip() == "").to_numpy(), f"missing {key_col}")
+    clean = clean_ids(keys)
+    mark(keys.isna().to_numpy() | (clean == "").to_numpy(), f"missing {key_col}")
     ts_raw = df[TS]
     mark(ts_raw.isna().to_numpy(), f"missing {ts_col}")
     utc, unparseable, nonexistent, ambiguous = _parse_times(ts_raw, raw.ts_zone, tz)
     mark(unparseable, f"unparseable {ts_col}")
     mark(nonexistent, f"{ts_col} does not exist in local time (DST spring forward)")
     mark(ambiguous, f"{ts_col} is ambiguous in local time (DST fall back hour); store UTC instead")
-    out = pd.DataFrame({KEY: keys.astype(str).str.strip(), TS: utc})
+    out = pd.DataFrame({KEY: clean, TS: utc, POS: np.arange(n)})
     for spec in values:
         col = raw.layout.column(spec.role)
         name = col.name if col is not None else spec.role
@@ -381,13 +433,59 @@ def validate_rows(raw: RawRows, values: Sequence[ValueSpec], report: LoadReport,
                 report.adjusted[f"{name} in [-{spec.clip_tolerance:g}, 0) read as 0"] += int(adjust.sum())
                 arr = np.where(tiny, 0.0, arr)
         out[spec.role] = arr
-    good = reason == None  # noqa: E711
     # duplicates among the good rows only, so that a bad twin never hides a good row
-    sub = out[good]
-    dup = np.zeros(n, dtype=bool)
-    dup[np.flatnonzero(good)] = sub.duplicated([KEY, TS], keep="first").to_numpy()
-    mark(dup, f"duplicate ({key_col}, {ts_col})")
+    value_roles = [spec.role for spec in values if spec.role in df.columns]
+    exact, conflict, example = _duplicates(out[reason == None], value_roles, df, raw, key_col, ts_col)  # noqa: E711
+    mark(exact, f"exact duplicate ({key_col}, {ts_col}): same values as an earlier row")
+    why = f"conflicting duplicates ({key_col}, {ts_col}): same time, different values (every copy rejected)"
+    new = conflict & (reason == None)  # noqa: E711
+    report.reject(why, int(new.sum()), example)
+    reason[new] = why
     return out[reason == None].reset_index(drop=True)  # noqa: E711
+
+
+def _duplicates(
+    good: pd.DataFrame, value_roles: Sequence[str], df: pd.DataFrame, raw: RawRows, key_col: str, ts_col: str
+) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Masks over ``raw.frame`` of exact duplicates (not the first copy) and of conflicting ones (every copy).
+
+    Returns:
+        ``(exact, conflict, example)``: the example names both rows and their differing values.
+    """
+    n = len(df)
+    exact = np.zeros(n, dtype=bool)
+    conflict = np.zeros(n, dtype=bool)
+    if good.empty:
+        return exact, conflict, None
+    ordered = good.sort_values([KEY, TS, POS], kind="stable")
+    repeat = ordered.duplicated([KEY, TS], keep="first").to_numpy()
+    if not repeat.any():
+        return exact, conflict, None
+    group = np.cumsum(~repeat) - 1
+    first = np.flatnonzero(~repeat)[group]  # position in ``ordered`` of each row's first copy
+    vals = ordered[list(value_roles)].to_numpy(dtype=np.float64)
+    ref = vals[first]
+    differs = ~((vals == ref) | (np.isnan(vals) & np.isnan(ref)))  # (rows, values)
+    row_differs = differs.any(axis=1)
+    group_conflicts = np.bincount(group, weights=row_differs) > 0
+    pos = ordered[POS].to_numpy()
+    in_conflict = group_conflicts[group]
+    exact[pos[repeat & ~in_conflict]] = True
+    conflict[pos[in_conflict]] = True
+    if not in_conflict.any():
+        return exact, conflict, None
+    # the example: the conflicting pair whose second row comes first in the source
+    i = int(np.flatnonzero(row_differs)[np.argmin(pos[row_differs])])
+    a, b = int(pos[first[i]]), int(pos[i])
+    size = int((group == group[i]).sum())
+    cols = [value_roles[c] for c in np.flatnonzero(differs[i])]
+    name = lambda role: raw.layout.column(role).name if raw.layout.column(role) is not None else role  # noqa: E731
+    what = ", ".join(f"{name(c)} {df[c].iloc[a]!r} vs {df[c].iloc[b]!r}" for c in cols)
+    more = f" ({size} rows share that time)" if size > 2 else ""
+    example = (
+        f"{raw.row_ref(a)} and {raw.row_ref(b)}: {key_col}={df[KEY].iloc[b]!r}, {ts_col}={df[TS].iloc[b]!r}: {what}{more}"
+    )
+    return exact, conflict, example
 
 
 def _row_text(df: pd.DataFrame, i: int, layout: Layout) -> str:
@@ -409,24 +507,66 @@ def assemble_grid(
     resolution_minutes: int | None,
     window: TimeWindow,
     partial_days: Literal["drop", "keep"],
+    row_ref: Callable[[int], str] | None = None,
+    series: str = "household",
 ) -> tuple[pd.DatetimeIndex, pd.DataFrame]:
     """Validated UTC rows -> (grid, one row per (key, local slot) inside the grid).
 
-    Resamples to 30 minutes (stating what it did in ``report.resampling``), converts to local
-    clock time (fall-back hour averaged), builds the whole-day grid and rejects rows outside it.
-    ``partial_days="drop"`` leaves out incomplete first / last days (household data: the package
-    simulates whole days); ``"keep"`` keeps them and leaves their missing slots to the gap rule
-    (prices: a day without its night hours is still worth its daytime prices).
+    Rejects rows isolated in time (``checks.isolated_in_time``), resamples each series to 30
+    minutes at its own interval length (stating what it did in ``report.resampling``), converts to
+    local clock time (fall-back hour averaged), builds the whole-day grid and rejects rows outside
+    it. ``partial_days="drop"`` leaves out incomplete first / last days (household data: the
+    package simulates whole days); ``"keep"`` keeps them and leaves their missing slots to the gap
+    rule (prices: a day without its night hours is still worth its daytime prices).
+
+    Args:
+        resolution_minutes: the interval length of every series (None: detected per series); a
+            series whose own steps say otherwise is counted in ``report.warnings``.
+        row_ref: how messages name a row by its ``pos`` (:attr:`RawRows.row_ref`).
+        series: what a key is, for messages (``household``, ``node``).
     """
     where = report.source
     if rows.empty:
         raise DataError(f"{where}: no usable rows ({report.rows_read} read, all rejected){_reasons(report)}")
-    resolution = resolution_minutes or detect_resolution_minutes(rows, where)
-    report.resolution_minutes = resolution
-    frame30, rejected = to_30min(rows, resolution, energy, intensive)
-    for why, count in rejected.items():
-        report.reject(why, count)
-    report.resampling = _describe_resampling(resolution, energy, intensive, bool(resolution_minutes))
+    rows = _reject_isolated(rows, report, row_ref, series)
+    steps = series_steps(rows)
+    if resolution_minutes:
+        resolution = pd.Series(int(resolution_minutes), index=steps.index)
+        contradict = steps["minutes"][(steps["minutes"] > 0) & (steps["minutes"] != resolution_minutes)]
+        if not contradict.empty:
+            k = contradict.index[0]
+            report.warn(
+                f"{series}'s own steps contradict the stated resolution_minutes={resolution_minutes} (read at the stated one)",
+                len(contradict), f"{series} {k}: most of its steps are {contradict.iloc[0]} minutes",
+            )
+    else:
+        resolution, notes = series_resolutions(rows, where, series, steps)
+        report.notes.extend(notes)
+    mixed = steps[(steps["minutes"] > 0) & (steps["share"] < MIN_STEP_SHARE)]
+    if not mixed.empty:
+        k = mixed.index[0]
+        report.warn(
+            f"{series} with fewer than {MIN_STEP_SHARE:.0%} of its steps at its interval length "
+            "(mixed interval lengths, or many gaps)",
+            len(mixed), f"{series} {k}: {mixed['share'].iloc[0]:.0%} of its steps are {mixed['minutes'].iloc[0]} minutes",
+        )
+    lengths = sorted(int(m) for m in resolution.unique())
+    report.resolution_minutes = lengths[0] if len(lengths) == 1 else None
+    if len(lengths) > 1:
+        report.series_resolutions = {str(k): int(m) for k, m in resolution.items()}
+    parts, descriptions = [], []
+    for minutes in lengths:
+        keys = resolution.index[resolution == minutes]
+        part, rejected = to_30min(rows[rows[KEY].isin(keys)], minutes, energy, intensive)
+        parts.append(part)
+        for why, count in rejected.items():
+            report.reject(why, count)
+        text = _describe_resampling(minutes, energy, intensive, bool(resolution_minutes))
+        if len(lengths) > 1:
+            text = f"{series} {', '.join(map(str, keys[:5]))}{f' (+{len(keys) - 5} more)' if len(keys) > 5 else ''}: {text}"
+        descriptions.append(text)
+    frame30 = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    report.resampling = "; ".join(descriptions)
     if frame30.empty:
         raise DataError(f"{where}: no complete 30-minute interval{_reasons(report)}")
     local, merged = to_local_clock(frame30, [*energy, *intensive], window.tz)
@@ -449,6 +589,22 @@ def assemble_grid(
     return grid, local.reset_index(drop=True)
 
 
+def _reject_isolated(rows: pd.DataFrame, report: LoadReport, row_ref: Callable[[int], str] | None, series: str) -> pd.DataFrame:
+    """``rows`` less those isolated in time (counted in ``report`` with an example)."""
+    isolated, start, end = isolated_in_time(rows[TS])
+    if not isolated.any():
+        return rows
+    i = int(np.flatnonzero(isolated)[np.argmin(rows[POS].to_numpy()[isolated])]) if POS in rows else int(np.flatnonzero(isolated)[0])
+    ref = f"{row_ref(int(rows[POS].iloc[i]))}: " if row_ref is not None and POS in rows else ""
+    report.reject(
+        f"isolated in time: more than {TIME_OUTLIER_SEPARATION.days} days from the bulk of the rows "
+        f"({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC)",
+        int(isolated.sum()),
+        f"{ref}{series} {rows[KEY].iloc[i]} at {rows[TS].iloc[i]:%Y-%m-%d %H:%M} UTC",
+    )
+    return rows[~isolated]
+
+
 def _reasons(report: LoadReport) -> str:
     if not report.rejected:
         return ""
@@ -465,6 +621,17 @@ def _describe_resampling(resolution: int, energy: Sequence[str], intensive: Sequ
     k = 30 // resolution
     parts = [f"{', '.join(energy)} summed over {k} readings" if energy else "", f"{', '.join(intensive)} averaged over {k} readings" if intensive else ""]
     return f"{how} {resolution}-minute intervals resampled to 30 minutes: " + "; ".join(p for p in parts if p)
+
+
+def _unique_ids(households: Sequence[object], where: str) -> list[str]:
+    """Requested ids by the id rule (:func:`clean_id`); an id listed twice (after stripping) raises."""
+    keys = [clean_id(h) for h in households]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise DataError(f"{where}: household(s) {repeated} listed more than once (ids are compared without surrounding whitespace)")
+    if "" in keys:
+        raise DataError(f"{where}: an empty household id was requested")
+    return keys
 
 
 def pivot(local: pd.DataFrame, grid: pd.DatetimeIndex, keys: Sequence[str], column: str) -> np.ndarray:
@@ -511,7 +678,7 @@ def rows_to_dataset(
     if households is None:
         keys = sorted(rows[KEY].unique(), key=natural_key)
     else:
-        keys = list(households)
+        keys = _unique_ids(households, raw.where)
         present = set(rows[KEY].unique())
         absent = [h for h in keys if h not in present]
         if absent:
@@ -522,14 +689,19 @@ def rows_to_dataset(
             rows = rows[~extra]
     grid, local = assemble_grid(
         rows, report, ["load_kwh", "pv_kwh"], ["temperature_c"],
-        resolution_minutes=resolution_minutes, window=window, partial_days="drop",
+        resolution_minutes=resolution_minutes, window=window, partial_days="drop", row_ref=raw.row_ref,
     )
     skipped = nonexistent_slots(grid, window.tz)
     load = pivot(local, grid, keys, "load_kwh")
     pv = pivot(local, grid, keys, "pv_kwh")
+    for finding in plausibility(load, pv, grid, keys):  # on the measured values, before any fill
+        report.warn(finding.check, finding.count, finding.example)
     for j, h in enumerate(keys):
-        load[:, j], gaps = fill_series(load[:, j], grid, f"{raw.where}: household {h}", gap_policy, skipped)
-        pv[:, j], _ = fill_series(pv[:, j], grid, f"{raw.where}: household {h}", gap_policy, skipped)
+        try:
+            load[:, j], gaps = fill_series(load[:, j], grid, f"{raw.where}: household {h}", gap_policy, skipped)
+            pv[:, j], _ = fill_series(pv[:, j], grid, f"{raw.where}: household {h}", gap_policy, skipped)
+        except DataError as err:  # rejected rows are often the cause of a gap: say which
+            raise DataError(f"{err}{_reasons(report)}") from None
         report.gaps.extend(gaps)
     temperature = None
     temp = pivot(local, grid, keys, "temperature_c")
@@ -577,7 +749,8 @@ class SourceOptions:
         path: the file (``file`` only).
         table: the table (``postgres`` / ``supabase``); checked against the identifier allow-list.
         start_date, end_date: local dates, inclusive (None: what the data cover, whole days).
-        gap_fill, max_gap_intervals: the :class:`GapPolicy`.
+        gap_fill, max_gap_intervals: the :class:`GapPolicy` (``max_gap_intervals`` default one day,
+            :data:`~energy_env.data.resample.DEFAULT_MAX_GAP_INTERVALS`; None = no limit).
         resolution_minutes: the input interval length (None: detected).
         tz: the local time zone of the simulation clock.
         db_schema: database schema of the table.
@@ -591,7 +764,7 @@ class SourceOptions:
     start_date: dt.date | None = None
     end_date: dt.date | None = None
     gap_fill: str = "none"
-    max_gap_intervals: int | None = None
+    max_gap_intervals: int | None = DEFAULT_MAX_GAP_INTERVALS
     resolution_minutes: int | None = None
     tz: str = LOCAL_TZ
     db_schema: str = "public"
@@ -612,6 +785,8 @@ class SourceOptions:
         """Fields named in ``read_cfg`` (data or wholesale section) and ``database_cfg``; defaults elsewhere."""
         defaults = {f.name: f.default for f in fields(cls)}
         kw = {n: config_value(read_cfg, n, defaults[n]) for n in (*READ_FIELDS, *extra)}
+        if read_cfg is not None and hasattr(read_cfg, "max_gap_intervals"):
+            kw["max_gap_intervals"] = read_cfg.max_gap_intervals  # null in a config means no limit, not the default
         kw.update({n: config_value(database_cfg, n, defaults[n]) for n in CONNECTION_FIELDS})
         return kw
 
@@ -632,7 +807,7 @@ class ExternalDataOptions(SourceOptions):
         households = config_value(data_cfg, "households", None)
         return cls(
             source=data_cfg.source,
-            households=tuple(str(h) for h in households) if households else None,
+            households=tuple(clean_id(h) for h in households) if households else None,
             **cls._kwargs_from_config(data_cfg, database_cfg),
         )
 
@@ -672,13 +847,13 @@ def load_consumption(
     window = options.window
     table = options.table
     if options.households:
-        households = list(options.households)
+        households = _unique_ids(options.households, src.describe())
         if num_households is not None and num_households != len(households):
             if num_households > len(households):
                 raise DataError(f"data.households lists {len(households)} homes, but num_households is {num_households}")
             households = households[:num_households]
     else:
-        available = sorted(src.list_households(table, window), key=natural_key)
+        available = sorted({clean_id(h) for h in src.list_households(table, window)} - {""}, key=natural_key)
         what = "the file" if src.describe().startswith("file ") else f"table {table!r}"
         if not available:
             raise DataError(f"{src.describe()}: {what} has no rows ({window.describe()})")
@@ -701,9 +876,10 @@ def load_consumption(
 @lru_cache(maxsize=4)
 def _cached_external(options: ExternalDataOptions, num_households: int) -> Dataset:
     ds, report = load_consumption(options, num_households)
-    # the config path has no caller to hand the report to: log it (a warning when rows were lost or filled)
-    lossy = report.rows_rejected or any(g.kind == "missing" for g in report.gaps)
-    _log.log(logging.WARNING if lossy else logging.INFO, "%s", report.summary())
+    # the config path has no caller to hand the report to: log it (a warning when rows were lost or
+    # filled, or a check failed)
+    lossy = report.rows_rejected or report.warnings or any(g.kind == "missing" for g in report.gaps)
+    _log.log(logging.WARNING if lossy else logging.INFO, "%s", redact(report.summary()))
     return ds
 
 

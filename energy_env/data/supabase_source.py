@@ -1,8 +1,12 @@
 """Supabase (PostgREST) as a data source and an import target, through the official ``supabase`` client.
 
 * Credentials: ``SUPABASE_URL`` and ``SUPABASE_KEY`` (or ``SUPABASE_SERVICE_ROLE_KEY`` /
-  ``SUPABASE_ANON_KEY``) from the environment or a ``.env`` file. The key is never printed: every
-  message passes through :func:`~energy_env.data.sources.redact`, and ``repr`` shows only the host.
+  ``SUPABASE_ANON_KEY``) from the environment or a ``.env`` file. The key, and any user-info in
+  the URL (``https://user:pass@host``), are never printed: every message passes through
+  :func:`~energy_env.data.redact.redact`, and ``repr`` / messages name the host only.
+* Ids are matched without surrounding whitespace, the package's one rule
+  (:func:`~energy_env.data.sources.clean_id`): text ids are filtered with a regular expression
+  (PostgREST ``match``, ``^[ \t...]*(h1|h2)[ \t...]*$``), numeric ids with ``in``.
 * Paging: PostgREST returns at most ``max-rows`` rows per request (1,000 on Supabase by default)
   whatever is asked, so every read pages with ``.range(offset, offset + page - 1)`` in a stable order
   (the table's key, then time), asks for ``count="exact"`` (the ``Content-Range: 0-999/40200``
@@ -29,13 +33,24 @@ import pandas as pd
 from energy_env.data.dataset import DataError
 from energy_env.data.postgres import WriteReport
 from energy_env.data.resample import KEY, TS
-from energy_env.data.sources import RawRows, TimeWindow, read_setting, redact
+from energy_env.data.sources import ID_WHITESPACE, RawRows, TimeWindow, clean_id, read_setting, redact
 from energy_env.data.tables import CONSUMPTION, Layout, detect_pricing_layout, match_columns, validate_identifier
 
 URL_NAMES = ("SUPABASE_URL",)
 KEY_NAMES = ("SUPABASE_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ANON_KEY")
 AUTH_CODES = {"PGRST300", "PGRST301", "PGRST302", "PGRST303"}
 MISSING_TABLE_CODES = {"PGRST205", "42P01", "PGRST200"}
+
+
+def id_pattern(ids: Sequence[str]) -> str:
+    """A regular expression (PostgreSQL ARE and Python alike) matching any of ``ids`` with surrounding whitespace.
+
+    ASCII punctuation in an id is escaped with a backslash (a literal in both dialects), so an id
+    cannot inject regex syntax.
+    """
+    ws = "[" + "".join({" ": " ", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\f": "\\f", "\v": "\\v"}[c] for c in ID_WHITESPACE) + "]*"
+    alts = "|".join("".join(f"\\{c}" if c.isascii() and not c.isalnum() else c for c in clean_id(i)) for i in ids)
+    return f"^{ws}({alts}){ws}$"
 
 
 def _quoted(name: str) -> str:
@@ -59,7 +74,11 @@ class SupabaseSource:
 
         self._key = key  # secret: redacted from every message
         self.url = url.rstrip("/")
-        self.host = urlparse(self.url).netloc or self.url
+        parsed = urlparse(self.url)
+        self._secrets = (key, parsed.password, parsed.username and f"{parsed.username}:{parsed.password or ''}")
+        # the host only: a URL's user-info (user:pass@) never reaches a message or a repr
+        self.host = (parsed.hostname or "") + (f":{parsed.port}" if parsed.port else "") or redact(self.url, *self._secrets)
+        self.safe_url = redact(self.url, *self._secrets)
         self.schema = validate_identifier(schema, "schema name")
         if page_rows < 1:
             raise DataError(f"page_rows must be >= 1, got {page_rows}")
@@ -75,13 +94,16 @@ class SupabaseSource:
         try:
             self._client = create_client(self.url, key, options=options)
         except SupabaseException as err:
-            raise DataError(f"supabase {self.host}: {redact(str(err), key)}") from None
+            raise DataError(f"supabase {self.host}: {self._redact(err)}") from None
         # PostgREST's error JSON carries no HTTP status; record it to tell a 401 from a 404.
         with warnings.catch_warnings():
             # supabase passes timeout/verify to postgrest, which postgrest itself calls deprecated
             warnings.simplefilter("ignore", DeprecationWarning)
             session = self._client.postgrest.session
         session.event_hooks.setdefault("response", []).append(self._record_status)
+
+    def _redact(self, text: object) -> str:
+        return redact(text, *self._secrets)
 
     def _record_status(self, response: httpx.Response) -> None:
         self._last_status = response.status_code
@@ -119,19 +141,19 @@ class SupabaseSource:
         except APIError as err:
             raise DataError(f"{self._where(table)}: {doing} failed: {self._explain(err)}") from None
         except httpx.TimeoutException as err:
-            raise DataError(f"{self._where(table)}: {doing} failed: timed out ({type(err).__name__}) reaching {self.url}") from None
+            raise DataError(f"{self._where(table)}: {doing} failed: timed out ({type(err).__name__}) reaching {self.safe_url}") from None
         except httpx.HTTPError as err:
-            text = redact(str(err), self._key)
+            text = self._redact(err)
             raise DataError(
                 f"{self._where(table)}: {doing} failed: network error ({type(err).__name__}: {text}); "
-                f"check SUPABASE_URL ({self.url}) and the connection"
+                f"check SUPABASE_URL ({self.safe_url}) and the connection"
             ) from None
 
     def _explain(self, err: Any) -> str:
         status = self._last_status
         code = str(err.code or "")
-        message = redact(str(err.message or ""), self._key)
-        hint = redact(str(err.hint or ""), self._key)
+        message = self._redact(err.message or "")
+        hint = self._redact(err.hint or "")
         detail = f" (PostgREST {code}: {message})" if code else (f" ({message})" if message else "")
         if status == 401 or code in AUTH_CODES or "api key" in message.lower() or "jwt" in message.lower():
             return (
@@ -148,11 +170,11 @@ class SupabaseSource:
             return f"requested range not satisfiable (HTTP 416){detail}: the table changed while paging"
         return f"HTTP {status or '?'}{detail}" + (f"; hint: {hint}" if hint else "")
 
-    def _probe_columns(self, table: str) -> list[str] | None:
-        """Column names from one row (PostgREST exposes no catalogue); None if the table is empty."""
+    def _probe_row(self, table: str) -> dict[str, Any] | None:
+        """One row of the table (PostgREST exposes no catalogue: its keys are the columns); None if empty."""
         validate_identifier(table)
         resp = self._execute(self._client.table(table).select("*").limit(1), table, "reading the columns")
-        return list(resp.data[0].keys()) if resp.data else None
+        return dict(resp.data[0]) if resp.data else None
 
     def _fetch_all(self, table: str, columns: list[str], apply: Callable[[Any], Any], order: list[str]) -> tuple[list[dict], int]:
         """Every matching row, page by page, with the count checked."""
@@ -196,14 +218,23 @@ class SupabaseSource:
             q = q.lt(ts_name, end.isoformat())
         return q
 
-    def _layout_columns(self, table: str, layout: Layout | None) -> tuple[Layout, dict[str, str]] | None:
-        cols = self._probe_columns(table)
-        if cols is None:
+    def _layout_columns(self, table: str, layout: Layout | None) -> tuple[Layout, dict[str, str], dict[str, Any]] | None:
+        """(layout, role -> column, the probed row), or None for an empty table."""
+        row = self._probe_row(table)
+        if row is None:
             return None
+        cols = list(row)
         if layout is None:
             layout = detect_pricing_layout(cols, self._where(table))
         matched = match_columns(layout, {c: "" for c in cols}, self._where(table), check_types=False)
-        return layout, {role: name for role, (name, _) in matched.items()}
+        return layout, {role: name for role, (name, _) in matched.items()}, row
+
+    @staticmethod
+    def _id_filter(q: Any, column: str, ids: Sequence[str], sample: Any) -> Any:
+        """Rows whose ``column`` is one of ``ids`` (whitespace-tolerant for text ids, see :func:`id_pattern`)."""
+        if isinstance(sample, (int, float)) and not isinstance(sample, bool):  # a numeric column: ~ would fail
+            return q.in_(column, [clean_id(i) for i in ids])
+        return q.filter(column, "match", id_pattern(ids))
 
     # ---------------------------------------------------------------------------------------- reads
 
@@ -212,9 +243,10 @@ class SupabaseSource:
         found = self._layout_columns(table, CONSUMPTION)
         if found is None:
             return []
-        _, cols = found
+        _, cols, _ = found
         key, ts = cols["key"], cols["ts"]
         ids: list[str] = []
+        seen: list[str] = []
         last: str | None = None
         while True:
             q = self._client.table(table).select(_quoted(key))
@@ -226,21 +258,23 @@ class SupabaseSource:
             if not resp.data:
                 return ids
             last = str(resp.data[0][key])
-            if last in ids:  # a server that ignores the gt filter would loop forever
+            if last in seen:  # a server that ignores the gt filter would loop forever
                 raise DataError(f"{self._where(table)}: listing households returned {last!r} twice; the filter {key}=gt. was not applied")
-            ids.append(last)
+            seen.append(last)
+            if clean_id(last) and clean_id(last) not in ids:  # " h1" and "h1" are one home
+                ids.append(clean_id(last))
 
     def read_consumption(self, table: str, households: Sequence[str], window: TimeWindow) -> RawRows:
         """Rows of ``households`` in ``window``, paged in (household, time) order; the count is checked."""
         found = self._layout_columns(table, CONSUMPTION)
         if found is None:
             raise DataError(f"{self._where(table)}: the table is empty")
-        layout, cols = found
+        layout, cols, sample = found
         roles = [c.role for c in layout.columns if c.role in cols]
 
         def apply(q: Any) -> Any:
             q = self._window_filter(q, cols["ts"], window, local=False)
-            return q.in_(cols["key"], list(households))
+            return self._id_filter(q, cols["key"], households, sample.get(cols["key"]))
 
         rows, count = self._fetch_all(table, [cols[r] for r in roles], apply, [cols["key"], cols["ts"]])
         frame = pd.DataFrame.from_records([[row.get(cols[r]) for r in roles] for row in rows], columns=roles)
@@ -253,14 +287,15 @@ class SupabaseSource:
         found = self._layout_columns(table, None)
         if found is None:
             raise DataError(f"{self._where(table)}: the table is empty")
-        layout, cols = found
+        layout, cols, sample = found
         roles = [c.role for c in layout.columns if c.role in cols]
         local = layout.time_column.kind == "local_time"
 
         def apply(q: Any) -> Any:
-            q = self._window_filter(q, cols["ts"], window, local=local).eq(cols["key"], node)
+            q = self._window_filter(q, cols["ts"], window, local=local)
+            q = self._id_filter(q, cols["key"], [node], sample.get(cols["key"]))
             if "market" in cols and market is not None:
-                q = q.eq(cols["market"], market)
+                q = self._id_filter(q, cols["market"], [market], sample.get(cols["market"]))
             return q
 
         order = [cols[r] for r in ("market", "ts") if r in cols]
@@ -283,7 +318,7 @@ class SupabaseSource:
                 "`wattshare import --print-ddl` in the SQL editor, or import with --to postgres and the "
                 "project's connection string in WATTSHARE_PG_DSN"
             )
-        self._probe_columns(table)  # raises "table not found" with the cause
+        self._probe_row(table)  # raises "table not found" with the cause
         return False
 
     def write_rows(self, layout: Layout, table: str, rows: pd.DataFrame, batch_rows: int = 500) -> WriteReport:

@@ -37,6 +37,7 @@ from energy_env.config import INTERVALS_PER_DAY, make_config  # noqa: E402
 from oracle_timing import DEFAULT_CITYLEARN, WEEK, month_test_week_starts  # noqa: E402
 from policies import lagrangian  # noqa: E402
 from policies import schedule_lp as lp  # noqa: E402
+from policies.schedule_model import ScheduleProblem, build_model  # noqa: E402
 from policies.registry import ORACLE_TIME_LIMIT_S  # noqa: E402
 
 EXPORTING_TOL_KWH = 1e-7
@@ -68,14 +69,14 @@ def main(argv: list[str] | None = None) -> None:
     imp, exp = data.import_usd_per_kwh[sl].astype(float), data.export_usd_per_kwh[sl].astype(float)
     soc0 = params.battery.initial_soc_kwh.astype(float)
     tp = float(core.terminal_price(params, data, np.array(start + WEEK - 1)))
-    week = (params, load, pv, imp, exp, soc0, tp)
-    constant = tp * soc0.sum()  # the model's objective leaves out the terminal settlement of soc0
+    week = ScheduleProblem(params, load, pv, imp, exp, soc0, tp)
+    constant = week.terminal_constant_usd  # the model's objective leaves out the terminal settlement of soc0
     t, n = load.shape
 
     print(f"{ds.timestamps[start]:%Y-%m-%d} test week, {n} homes of {ds.name}, {data.pricing_description}")
     wall = time.perf_counter()
     s = lp.solve_schedule(community, start, WEEK, time_limit_s=ORACLE_TIME_LIMIT_S)
-    model = lp._build(*week, True)
+    model = build_model(week)
     modes = np.full((t, n), np.nan)
     cells = model.meter_cells
     modes.ravel()[cells] = np.where(s.grid_export_kwh.ravel()[cells] > EXPORTING_TOL_KWH, 0.0, 1.0)
@@ -84,9 +85,9 @@ def main(argv: list[str] | None = None) -> None:
           f"${objective + constant:.4f}; bound by {s.bound_method}: ${s.lower_bound_usd:.4f}; "
           f"gap ${objective + constant - s.lower_bound_usd:.4f} ({s.mip_gap:.3%} of the model's objective, HiGHS's measure)")
 
-    prices0 = lagrangian.p2p_balance_duals(model, t, n)
+    prices0 = lagrangian.p2p_balance_duals(model)
     t0 = time.perf_counter()
-    ascent = lagrangian.maximize_dual(*week, prices0, evaluations=args.evaluations)
+    ascent = lagrangian.maximize_dual(week, prices0, evaluations=args.evaluations)
     steps = " ".join(f"{b + constant:.4f}" for b in ascent.bounds)
     print(f"2. dual ascent from the LP duals, {len(ascent.bounds)} price vectors in {time.perf_counter() - t0:.0f} s "
           f"(homes' P2P capped): bounds {steps}")
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{'proven' if proven else 'NOT proven'}  {'BETTER' if better else 'no better'}  {time.perf_counter() - t0:.1f} s", flush=True)
         if better:
             objective, modes = value, trial
-            modes.ravel()[cells] = np.round(x_n[len(lp.BLOCKS) * t * n :])
+            modes.ravel()[cells] = np.round(x_n[model.first_binary :])
     print(f"best schedule ${objective + constant:.4f}, best bound ${max(ascent.bound, s.lower_bound_usd - constant) + constant:.4f} "
           f"(wall {time.perf_counter() - wall:.0f} s)")
 

@@ -16,23 +16,28 @@ ones in 18 tries). The binaries are then handled exactly home by home, and only 
 relaxed; what the bound still misses is the duality gap of that pricing.
 
 The homes' import/export modes at those prices also make a schedule: fixed in the community's
-model, they leave an LP whose optimum is feasible for the env. On the September test week of the
-17 CityLearn homes that schedule costs $0.23 less than HiGHS's best after 30 s, and the bound
-proves it within $0.27 of the optimum (0.28 % of the objective), where HiGHS's own bound stays
-3.7 % away. ``benchmarks/oracle_gap.py`` checks that week further.
+model, they leave an LP whose optimum is feasible for the env. How close bound and schedule come
+is measured in docs/oracle.md (``benchmarks/oracle_gap.py``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import highspy
 import numpy as np
 
-from policies import schedule_lp as lp
-
-_P2P_ROW_BLOCK = 3  # _build's row blocks: balance, connection limits, battery, then the P2P rows
+from policies.schedule_model import (
+    RowBlock,
+    ScheduleError,
+    ScheduleModel,
+    ScheduleProblem,
+    SearchBudget,
+    Var,
+    build_model,
+    simultaneous_cells,
+    solve_model,
+)
 
 
 @dataclass(frozen=True)
@@ -45,24 +50,7 @@ class LagrangianRound:
     prices_usd_per_kwh: np.ndarray  # (T,) multipliers of the P2P balance, HiGHS's sign convention
 
 
-def home_params(params, k: int):
-    """``params`` restricted to household ``k`` (battery and grid-limit arrays of length 1)."""
-    bp = params.battery
-    one = [k]
-    battery = dataclasses.replace(
-        bp,
-        capacity_kwh=bp.capacity_kwh[one],
-        soc_min_kwh=bp.soc_min_kwh[one],
-        soc_max_kwh=bp.soc_max_kwh[one],
-        initial_soc_kwh=bp.initial_soc_kwh[one],
-        max_ac_kwh=bp.max_ac_kwh[one],
-    )
-    return dataclasses.replace(
-        params, battery=battery, import_limit_kwh=params.import_limit_kwh[one], export_limit_kwh=params.export_limit_kwh[one]
-    )
-
-
-def p2p_balance_duals(model: lp._Model, length: int, num_households: int) -> np.ndarray:
+def p2p_balance_duals(model: ScheduleModel) -> np.ndarray:
     """Duals ``(T,)`` of the P2P balance rows in the LP relaxation of ``model`` (HiGHS's sign convention)."""
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
@@ -74,9 +62,8 @@ def p2p_balance_duals(model: lp._Model, length: int, num_households: int) -> np.
         model.lp.integrality_ = integrality
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        raise lp.ScheduleError(f"the LP relaxation did not solve: {h.modelStatusToString(h.getModelStatus())}")
-    first = _P2P_ROW_BLOCK * length * num_households
-    return np.asarray(h.getSolution().row_dual)[first : first + length]
+        raise ScheduleError(f"the LP relaxation did not solve: {h.modelStatusToString(h.getModelStatus())}")
+    return np.asarray(h.getSolution().row_dual)[model.rows(RowBlock.P2P)]
 
 
 @dataclass(frozen=True)
@@ -90,8 +77,7 @@ class HomeSolutions:
 
 
 def home_subproblems(
-    params, load: np.ndarray, pv: np.ndarray, imp: np.ndarray, exp: np.ndarray, soc0: np.ndarray, tp: float,
-    prices: np.ndarray, budget: lp.SearchBudget = lp.SearchBudget(), cap_p2p: bool = False,
+    problem: ScheduleProblem, prices: np.ndarray, budget: SearchBudget = SearchBudget(), cap_p2p: bool = False,
 ) -> HomeSolutions:
     """Solve each home's MILP with the P2P balance priced at ``prices``.
 
@@ -106,39 +92,40 @@ def home_subproblems(
     itself at the same credit), so the bound stays valid; without them, prices away from the LP
     duals can make sending and receiving at once pay without limit (an unbounded home).
     """
-    t, n = load.shape
-    keep = 1.0 - params.loss
+    t, n = problem.num_intervals, problem.num_households
+    keep = 1.0 - problem.params.loss
     home_bounds = np.zeros(n)
     modes = np.full((t, n), np.nan)
     p2p_net = np.zeros((t, n))
-    block = lambda b: slice(b * t, (b + 1) * t)  # noqa: E731 - a block of the one-home model
     for k in range(n):
-        model = lp._build(home_params(params, k), load[:, [k]], pv[:, [k]], imp, exp, soc0[[k]], tp, True)
+        home = problem.household(k)
+        model = build_model(home)
         # The home's own P2P row is the coupling row restricted to it: free it, price its flows.
         lower, upper = np.asarray(model.lp.row_lower_), np.asarray(model.lp.row_upper_)
-        rows = slice(_P2P_ROW_BLOCK * t, _P2P_ROW_BLOCK * t + t)
+        rows = model.rows(RowBlock.P2P)
         lower[rows], upper[rows] = -np.inf, np.inf
         model.lp.row_lower_, model.lp.row_upper_ = lower, upper
+        col = model.columns
         if cap_p2p:
             col_upper = np.asarray(model.lp.col_upper_).copy()
-            need = np.maximum(load[:, k] - pv[:, k] + col_upper[block(lp._C)] + col_upper[block(lp._U)], 0.0)
-            surplus = np.maximum(pv[:, k] - load[:, k] + col_upper[block(lp._D)], 0.0)
-            col_upper[block(lp._R)] = np.minimum(col_upper[block(lp._R)], need)
-            col_upper[block(lp._S)] = np.minimum(col_upper[block(lp._S)], surplus)
+            need = np.maximum(home.load_kwh[:, 0] - home.pv_kwh[:, 0] + col_upper[col(Var.CHARGE)] + col_upper[col(Var.CURTAILED)], 0.0)
+            surplus = np.maximum(home.pv_kwh[:, 0] - home.load_kwh[:, 0] + col_upper[col(Var.DISCHARGE)], 0.0)
+            col_upper[col(Var.RECEIVED)] = np.minimum(col_upper[col(Var.RECEIVED)], need)
+            col_upper[col(Var.SENT)] = np.minimum(col_upper[col(Var.SENT)], surplus)
             model.lp.col_upper_ = col_upper
         cost = np.asarray(model.lp.col_cost_).copy()
-        cost[block(lp._R)] -= prices
-        cost[block(lp._S)] += keep * prices
+        cost[col(Var.RECEIVED)] -= prices
+        cost[col(Var.SENT)] += keep * prices
         model.lp.col_cost_ = cost
-        x, _, _, home_bounds[k] = lp._solve(model, 1e-9, budget)
-        first_z = len(lp.BLOCKS) * t
+        x, _, _, home_bounds[k] = solve_model(model, 1e-9, budget)
+        first_z = model.first_binary
         modes[model.meter_cells, k] = np.round(x[first_z : first_z + model.meter_cells.size])
-        p2p_net[:, k] = x[block(lp._R)] - keep * x[block(lp._S)]
+        p2p_net[:, k] = x[col(Var.RECEIVED)] - keep * x[col(Var.SENT)]
     return HomeSolutions(float(home_bounds.sum()), home_bounds, modes, p2p_net)
 
 
 def fixed_mode_schedule(
-    model: lp._Model, modes: np.ndarray, budget: lp.SearchBudget = lp.SearchBudget()
+    model: ScheduleModel, modes: np.ndarray, budget: SearchBudget = SearchBudget()
 ) -> tuple[np.ndarray, float, float]:
     """The community model's optimum with its import-xor-export binaries fixed to ``modes`` ``(T, N)``.
 
@@ -156,26 +143,23 @@ def fixed_mode_schedule(
     fixed_lo[first_z:][fixed] = fixed_hi[first_z:][fixed] = z[fixed]
     model.lp.col_lower_, model.lp.col_upper_ = fixed_lo, fixed_hi
     try:
-        x, _, _, bound = lp._solve(model, 1e-9, budget)
+        x, _, _, bound = solve_model(model, 1e-9, budget)
     finally:
         model.lp.col_lower_, model.lp.col_upper_ = lower, upper
     return x, float(np.dot(model.lp.col_cost_, x)), float(bound)
 
 
-def lagrangian_round(
-    params, load: np.ndarray, pv: np.ndarray, imp: np.ndarray, exp: np.ndarray, soc0: np.ndarray, tp: float,
-    model: lp._Model, budget: lp.SearchBudget = lp.SearchBudget(),
-) -> LagrangianRound:
+def lagrangian_round(model: ScheduleModel, problem: ScheduleProblem, budget: SearchBudget = SearchBudget()) -> LagrangianRound:
     """Duals of ``model``'s LP relaxation -> homes' MILPs (bound, modes) -> the fixed-mode schedule.
 
-    ``model`` is the community's (``schedule_lp._build`` with meter binaries and no others). The
-    schedule is dropped (``x`` None) if it charges and discharges a battery in one interval.
+    ``model`` is ``problem``'s (:func:`~policies.schedule_model.build_model` with meter binaries
+    and no others). The schedule is dropped (``x`` None) if it charges and discharges a battery in
+    one interval.
     """
-    t, n = load.shape
-    prices = p2p_balance_duals(model, t, n)
-    homes = home_subproblems(params, load, pv, imp, exp, soc0, tp, prices, budget)
+    prices = p2p_balance_duals(model)
+    homes = home_subproblems(problem, prices, budget)
     x, objective, _ = fixed_mode_schedule(model, homes.modes, budget)
-    if lp._simultaneous_cells(x, t * n).size:
+    if simultaneous_cells(x, problem.num_intervals * problem.num_households).size:
         x, objective = None, np.inf
     return LagrangianRound(homes.bound, x, objective, prices)
 
@@ -191,9 +175,8 @@ class DualAscent:
 
 
 def maximize_dual(
-    params, load: np.ndarray, pv: np.ndarray, imp: np.ndarray, exp: np.ndarray, soc0: np.ndarray, tp: float,
-    prices0: np.ndarray, evaluations: int = 20, box_usd_per_kwh: float = 0.005, rel_tol: float = 1e-7,
-    budget: lp.SearchBudget = lp.SearchBudget(),
+    problem: ScheduleProblem, prices0: np.ndarray, evaluations: int = 20, box_usd_per_kwh: float = 0.005,
+    rel_tol: float = 1e-7, budget: SearchBudget = SearchBudget(),
 ) -> DualAscent:
     """Search for P2P prices with a higher Lagrangian bound than ``prices0``: box-step cutting planes.
 
@@ -206,7 +189,7 @@ def maximize_dual(
     evaluation: meant for checking how good a bound is (``benchmarks/oracle_gap.py``), not for
     every oracle solve.
     """
-    t, n = load.shape
+    t, n = problem.num_intervals, problem.num_households
     master = highspy.Highs()
     master.setOptionValue("output_flag", False)
     inf = highspy.kHighsInf
@@ -218,7 +201,7 @@ def maximize_dual(
         master.addCol(-1.0, -inf, inf, 0, none_i, none_v)  # maximise sum theta
 
     def evaluate(prices: np.ndarray) -> float:
-        homes = home_subproblems(params, load, pv, imp, exp, soc0, tp, prices, budget, cap_p2p=True)
+        homes = home_subproblems(problem, prices, budget, cap_p2p=True)
         for k in range(n):  # theta_k <= bound_k + (prices - y) . a_k, a_k the home's P2P flows
             a = homes.p2p_net_kwh[:, k]
             index = np.append(np.arange(t), t + k).astype(np.int32)
@@ -231,7 +214,7 @@ def maximize_dual(
         master.changeColsBounds(t, np.arange(t, dtype=np.int32), center - box, center + box)
         master.run()
         if master.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            raise lp.ScheduleError(f"the cutting-plane model did not solve: {master.modelStatusToString(master.getModelStatus())}")
+            raise ScheduleError(f"the cutting-plane model did not solve: {master.modelStatusToString(master.getModelStatus())}")
         predicted = -master.getInfo().objective_function_value
         promise = predicted - best
         if promise <= rel_tol * abs(best):

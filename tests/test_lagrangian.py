@@ -9,6 +9,7 @@ from energy_env.config import INTERVALS_PER_DAY, make_config
 from policies import lagrangian
 from policies import schedule_lp as lp
 from policies.schedule_lp import solve_schedule
+from policies.schedule_model import ScheduleModel, ScheduleProblem, build_model, household_params, solve_model
 
 NEM3 = {"nbt_vintage": 2024, "nbt_calendar_year": 2024}  # 3.90 $/kWh on September weekday evenings
 
@@ -20,72 +21,72 @@ def nem3_days():
     length = 2 * INTERVALS_PER_DAY
     params, data = com.params, com.data
     sl = slice(start, start + length)
-    args = (params, data.load_kwh[sl].astype(float), data.pv_kwh[sl].astype(float), data.import_usd_per_kwh[sl],
-            data.export_usd_per_kwh[sl], params.battery.initial_soc_kwh,
-            float(core.terminal_price(params, data, np.array(start + length - 1))))
-    return com, start, length, args
+    problem = ScheduleProblem(params, data.load_kwh[sl].astype(float), data.pv_kwh[sl].astype(float), data.import_usd_per_kwh[sl],
+                              data.export_usd_per_kwh[sl], params.battery.initial_soc_kwh,
+                              float(core.terminal_price(params, data, np.array(start + length - 1))))
+    return com, start, length, problem
 
 
 def test_home_params_slices_the_battery(nem3_days):
     com = nem3_days[0]
-    one = lagrangian.home_params(com.params, 2)
+    one = household_params(com.params, 2)
     assert one.battery.capacity_kwh.shape == (1,) and one.battery.capacity_kwh[0] == com.params.battery.capacity_kwh[2]
     assert one.battery.usable_kwh[0] == com.params.battery.usable_kwh[2]  # derived fields recomputed
     assert one.loss == com.params.loss
 
 
 def test_bound_lies_between_the_lp_relaxation_and_the_optimum(nem3_days):
-    com, start, length, args = nem3_days
-    t, n = args[1].shape
+    com, start, length, problem = nem3_days
+    t, n = problem.num_intervals, problem.num_households
     exact = solve_schedule(com, start, length, mip_rel_gap=1e-9)
     assert exact.status == "Optimal" and exact.num_binaries > 0
-    tp_soc0 = args[6] * args[5].sum()
+    tp_soc0 = problem.terminal_constant_usd
     optimum = exact.lower_bound_usd - tp_soc0  # the raw objective's proven optimum
 
-    relaxed = lp._build(*args, True)
+    relaxed = build_model(problem)
     relaxed.lp.integrality_ = []
-    lp_bound = lp._solve(lp._Model(relaxed.lp, 0), 1e-9)[3]
-    prices = lagrangian.p2p_balance_duals(lp._build(*args, True), t, n)
+    lp_bound = solve_model(ScheduleModel(relaxed.lp, 0, num_intervals=t, num_households=n), 1e-9).bound
+    prices = lagrangian.p2p_balance_duals(build_model(problem))
     assert prices.shape == (t,) and np.isfinite(prices).all()
-    homes = lagrangian.home_subproblems(*args, prices)
+    homes = lagrangian.home_subproblems(problem, prices)
     bound, modes = homes.bound, homes.modes
     assert bound <= optimum + 1e-7 * abs(optimum)  # weak duality: a valid lower bound
     assert bound > lp_bound + 1e-3  # and a strictly better one than the LP relaxation here
     assert bound == pytest.approx(homes.home_bounds.sum(), rel=1e-12) and homes.p2p_net_kwh.shape == (t, n)
     # any prices give a valid bound, e.g. none at all (P2P free of charge between homes)
-    assert lagrangian.home_subproblems(*args, np.zeros(t)).bound <= optimum + 1e-7 * abs(optimum)
+    assert lagrangian.home_subproblems(problem, np.zeros(t)).bound <= optimum + 1e-7 * abs(optimum)
     # capping each home's P2P flows at its largest net surplus/need keeps the bound valid, and
     # never lowers it (a smaller feasible set per home)
-    capped = lagrangian.home_subproblems(*args, prices, cap_p2p=True).bound
+    capped = lagrangian.home_subproblems(problem, prices, cap_p2p=True).bound
     assert bound - 1e-7 * abs(bound) <= capped <= optimum + 1e-7 * abs(optimum)
 
     # the homes' modes: 0/1 exactly at the binary cells, NaN elsewhere; fixed, they give a schedule
-    model = lp._build(*args, True)
+    model = build_model(problem)
     cells = np.zeros(t * n, dtype=bool)
     cells[model.meter_cells] = True
     assert np.isnan(modes.ravel()[~cells]).all() and set(np.unique(modes.ravel()[cells])) <= {0.0, 1.0}
     x, objective, _ = lagrangian.fixed_mode_schedule(model, modes)
     assert objective >= optimum - 1e-7 * abs(optimum)  # a feasible schedule: never below the optimum
     assert np.asarray(model.lp.col_lower_)[-1] == 0.0 and np.asarray(model.lp.col_upper_)[-1] == 1.0  # model restored
-    round_ = lagrangian.lagrangian_round(*args, model)
+    round_ = lagrangian.lagrangian_round(model, problem)
     assert round_.bound == pytest.approx(bound, rel=1e-9) and round_.objective == pytest.approx(objective, rel=1e-9)
 
 
 def test_fixed_modes_of_the_optimum_give_the_optimum(nem3_days):
-    com, start, length, args = nem3_days
-    t, n = args[1].shape
-    model = lp._build(*args, True)
-    x, _, _, optimum = lp._solve(model, 1e-9)
+    com, start, length, problem = nem3_days
+    t, n = problem.num_intervals, problem.num_households
+    model = build_model(problem)
+    x, _, _, optimum = solve_model(model, 1e-9)
     modes = np.full((t, n), np.nan)
-    modes.ravel()[model.meter_cells] = np.round(x[len(lp.BLOCKS) * t * n :])
+    modes.ravel()[model.meter_cells] = np.round(x[model.first_binary :])
     assert lagrangian.fixed_mode_schedule(model, modes)[1] == pytest.approx(optimum, rel=1e-9)
 
 
 def test_free_cells_make_a_neighbourhood_that_is_solved_exactly(nem3_days):
-    com, start, length, args = nem3_days
-    t, n = args[1].shape
-    model = lp._build(*args, True)
-    _, _, _, optimum = lp._solve(model, 1e-9)
+    com, start, length, problem = nem3_days
+    t, n = problem.num_intervals, problem.num_households
+    model = build_model(problem)
+    _, _, _, optimum = solve_model(model, 1e-9)
     importing = np.ones((t, n))  # every meter held in import mode: a poor schedule
     poor = lagrangian.fixed_mode_schedule(model, importing)[1]
     assert poor > optimum + 1e-3
@@ -98,13 +99,13 @@ def test_free_cells_make_a_neighbourhood_that_is_solved_exactly(nem3_days):
 
 
 def test_dual_ascent_never_lowers_the_bound_and_stays_valid(nem3_days):
-    com, start, length, args = nem3_days
-    t, n = args[1].shape
-    optimum = lp._solve(lp._build(*args, True), 1e-9)[3]
+    com, start, length, problem = nem3_days
+    t, n = problem.num_intervals, problem.num_households
+    optimum = solve_model(build_model(problem), 1e-9).bound
     # start far from good prices (P2P free of charge) so that there is something to climb
     start_prices = np.zeros(t)
-    first = lagrangian.home_subproblems(*args, start_prices, cap_p2p=True).bound
-    ascent = lagrangian.maximize_dual(*args, start_prices, evaluations=6, box_usd_per_kwh=0.05)
+    first = lagrangian.home_subproblems(problem, start_prices, cap_p2p=True).bound
+    ascent = lagrangian.maximize_dual(problem, start_prices, evaluations=6, box_usd_per_kwh=0.05)
     assert ascent.bounds[0] == pytest.approx(first, rel=1e-12) and len(ascent.bounds) <= 6
     assert ascent.bound == max(ascent.bounds) and ascent.bound > first + 1e-3
     assert ascent.bound <= optimum + 1e-7 * abs(optimum)  # still weak duality
@@ -123,20 +124,20 @@ def test_schedule_reports_where_its_bound_comes_from(nem3_days):
 def test_a_stopped_search_is_completed_by_the_lagrangian_round(nem3_days, monkeypatch):
     """As when HiGHS stops at its time limit with a poor schedule and a loose bound (simulated: all
     meters held in import mode, and the bound lowered by $10)."""
-    com, start, length, args = nem3_days
+    com, start, length, problem = nem3_days
     exact = solve_schedule(com, start, length)
-    real_solve = lp._solve
+    real_solve = lp.solve_model
     n = com.num_households
 
     def stopped_early(model, gap, budget):  # the first solve: the community's MILP
-        monkeypatch.setattr(lp, "_solve", real_solve)  # every later solve is real
+        monkeypatch.setattr(lp, "solve_model", real_solve)  # every later solve is real
         _, _, _, bound = real_solve(model, gap, budget)
         poor, _, _ = lagrangian.fixed_mode_schedule(model, np.ones((length, n)))  # every meter importing
         return poor, "Time limit reached", 0.5, bound - 10.0
 
-    monkeypatch.setattr(lp, "_solve", stopped_early)
+    monkeypatch.setattr(lp, "solve_model", stopped_early)
     s = solve_schedule(com, start, length)
-    assert lp._solve is real_solve
+    assert lp.solve_model is real_solve
     assert s.bound_method == "lagrangian" and s.schedule_method == "lagrangian" and s.status == "Time limit reached"
     assert exact.lower_bound_usd - 10.0 < s.lower_bound_usd <= exact.lower_bound_usd + 1e-7 * abs(exact.lower_bound_usd)
     assert exact.community_cost_usd - 1e-6 <= s.community_cost_usd < exact.community_cost_usd + 0.05 * abs(exact.community_cost_usd)

@@ -228,16 +228,16 @@ def test_charge_xor_discharge_fallback_adds_binaries(community, monkeypatch):
     from policies import schedule_lp
 
     calls = []
-    real = schedule_lp._simultaneous_cells
+    real = schedule_lp.simultaneous_cells
 
     def flag_first_cells(x, tn):
         calls.append(tn)
         return np.arange(5) if len(calls) == 1 else real(x, tn)
 
-    monkeypatch.setattr(schedule_lp, "_simultaneous_cells", flag_first_cells)
+    monkeypatch.setattr(schedule_lp, "simultaneous_cells", flag_first_cells)
     start = 100 * INTERVALS_PER_DAY + 20
     s = solve_schedule(community, start, 12)
-    monkeypatch.setattr(schedule_lp, "_simultaneous_cells", real)
+    monkeypatch.setattr(schedule_lp, "simultaneous_cells", real)
     plain = solve_schedule(community, start, 12)
     assert s.num_binaries == plain.num_binaries + 5
     assert s.community_cost_usd == pytest.approx(plain.community_cost_usd, abs=1e-6)

@@ -18,7 +18,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -43,7 +42,7 @@ def run(dataset: Dataset, kinds: list[str], cfg: ForecasterConfig, workers: int 
     trained, timing = {}, {}
     for kind in kinds:
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        t = train_forecasters(dataset, replace(cfg, kind=kind), workers=workers, progress=True)
+        t = train_forecasters(dataset, cfg.replace(kind=kind), workers=workers, progress=True)
         wall = time.perf_counter() - wall0
         # CPU seconds of the models (in worker processes too) plus this process's own share.
         cpu = sum(h["cpu_seconds"] for h in t.history) + (time.process_time() - cpu0 if kind == "shared" else 0.0)
@@ -76,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    cfg = replace(ForecasterConfig(), max_epochs=args.epochs)
+    cfg = ForecasterConfig().replace(max_epochs=args.epochs)
     print(f"CPU cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} (other processes slow the wall time)")
     results = []
     if not args.skip_citylearn:

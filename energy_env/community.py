@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-from energy_env.config import INTERVALS_PER_DAY, EnvConfig
+from energy_env.config import INTERVALS_PER_DAY, ConfigError, EnvConfig, per_household_lists_problem
 from energy_env.core import CommunityData, CommunityParams, build_data, build_params
 from energy_env.data import Dataset, load_dataset
 from energy_env.forecast import ForecastProvider
@@ -44,25 +44,29 @@ def build_community(
     """
     if dataset is None and provider is None:
         return _cached(json.dumps(config.model_dump(mode="json"), sort_keys=True))
-    if dataset is None:
-        dataset = _load(config)
-    check_memory(dataset.num_intervals, dataset.num_households)
-    if dataset.num_households != config.num_households:
-        config = config.model_copy(update={"num_households": dataset.num_households})
-    return Community(config, build_params(config, dataset.num_households), build_data(config, dataset, provider))
+    return _assemble(config, dataset if dataset is not None else _load(config), provider)
 
 
 @lru_cache(maxsize=16)
 def _cached(config_json: str) -> Community:
     config = EnvConfig.model_validate_json(config_json)
-    dataset = _load(config)
+    return _assemble(config, _load(config), None)
+
+
+def _assemble(config: EnvConfig, dataset: Dataset, provider: ForecastProvider | None) -> Community:
+    """Params and precomputed arrays of ``dataset``; the config's size becomes the data set's."""
     check_memory(dataset.num_intervals, dataset.num_households)
-    return Community(config, build_params(config, dataset.num_households), build_data(config, dataset))
+    problem = per_household_lists_problem(config, dataset.num_households)
+    if problem:
+        raise ConfigError(f"{dataset.name}: {problem}")
+    if dataset.num_households != config.num_households:
+        config = config.model_copy(update={"num_households": dataset.num_households})
+    return Community(config, build_params(config, dataset.num_households), build_data(config, dataset, provider))
 
 
 def _load(config: EnvConfig) -> Dataset:
     """The config's data set; a synthetic one is checked against the memory before it is generated."""
     if config.data.source == "synthetic":
         days = 366 if calendar.isleap(config.data.year) else 365
-        check_memory(days * INTERVALS_PER_DAY, config.num_households)
-    return load_dataset(config.data, config.num_households, config.seed, config.database)
+        check_memory(days * INTERVALS_PER_DAY, config.households_to_load)
+    return load_dataset(config.data, config.households_to_load, config.seed, config.database)

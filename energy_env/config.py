@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 INTERVAL_HOURS = 0.5  # every energy in the package is kWh per 30-minute interval
 INTERVALS_PER_DAY = 48
+SYNTHETIC_HOUSEHOLDS = 10  # the embedded default community's size (num_households: null, synthetic data)
 
 
 class ConfigError(ValueError):
@@ -33,6 +34,10 @@ class StrictModel(BaseModel):
     # strict: no "5" for an int, 1 for a bool or "1.5" for a float (ints are accepted as floats);
     # allow_inf_nan=False: every float is finite (NaN or inf would end in NaN rewards).
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, validate_assignment=True, frozen=True)
+
+    def replace(self, **changes: Any):
+        """A copy with ``changes`` applied and validated (``model_copy(update=...)`` checks nothing)."""
+        return type(self).model_validate({**self.model_dump(), **changes})
 
 
 def _as_list(value: Any) -> Any:
@@ -267,7 +272,10 @@ class RewardConfig(StrictModel):
 class EnvConfig(StrictModel):
     """Everything a community simulation needs; see config/config.yaml."""
 
-    num_households: Int = Field(10, ge=1)
+    num_households: Int | None = Field(
+        None, ge=1,
+        description="Homes in the community: the first N of the source (file order); null: every home it holds (10 synthetic homes).",
+    )
     seed: Int = Field(0, ge=0, description="Seed of the synthetic data and the envs' episode draws.")
     episode_length: Int = Field(48, ge=1, description="Intervals per episode (48 = one day).")
     battery: BatteryConfig = BatteryConfig()
@@ -279,16 +287,33 @@ class EnvConfig(StrictModel):
     forecast: ForecastConfig = ForecastConfig()
     reward: RewardConfig = RewardConfig()
 
+    @property
+    def households_to_load(self) -> int | None:
+        """``num_households``, or :data:`SYNTHETIC_HOUSEHOLDS` for synthetic data when it is null (None: all)."""
+        if self.num_households is None and self.data.source == "synthetic":
+            return SYNTHETIC_HOUSEHOLDS
+        return self.num_households
+
     @model_validator(mode="after")
     def _per_household_lists_match(self) -> "EnvConfig":
-        for key, value in (
-            ("battery.capacity_kwh", self.battery.capacity_kwh),
-            ("grid.import_limit_kwh", self.grid.import_limit_kwh),
-            ("grid.export_limit_kwh", self.grid.export_limit_kwh),
-        ):
-            if isinstance(value, list) and len(value) != self.num_households:
-                raise ValueError(f"{key} has {len(value)} values but num_households is {self.num_households}")
+        if self.households_to_load is None:
+            return self  # every home of the source: checked against the loaded data set (per_household_lists_problem)
+        problem = per_household_lists_problem(self, self.households_to_load)
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+def per_household_lists_problem(cfg: EnvConfig, num_households: int) -> str | None:
+    """Why the config's per-household lists do not fit ``num_households`` homes, or None."""
+    for key, value in (
+        ("battery.capacity_kwh", cfg.battery.capacity_kwh),
+        ("grid.import_limit_kwh", cfg.grid.import_limit_kwh),
+        ("grid.export_limit_kwh", cfg.grid.export_limit_kwh),
+    ):
+        if isinstance(value, list) and len(value) != num_households:
+            return f"{key} has {len(value)} values but the community has {num_households} households"
+    return None
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:
@@ -337,7 +362,7 @@ def make_config(base: Mapping[str, Any] | None = None, source: str = "overrides"
 
 # Top-level sections of a run configuration that are not the env's: ``wattshare`` reads them
 # (train/run_config.py); the env's loader leaves them alone, so one YAML describes a whole run.
-RUN_SECTIONS: tuple[str, ...] = ("oracle",)
+RUN_SECTIONS: tuple[str, ...] = ("forecasting", "federated", "training", "oracle", "benchmark", "pipeline")
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -146,7 +146,7 @@ def run_fedavg(
                   max(1, min(workers, n)))
 
 
-def _replicated(cfg: ForecasterConfig, dataset: Dataset, states: list[Mapping[str, torch.Tensor]]) -> TrainedForecasters:
+def replicated_forecasters(cfg: ForecasterConfig, dataset: Dataset, states: list[Mapping[str, torch.Tensor]]) -> TrainedForecasters:
     """A per-home forecaster set (the form every provider and the benchmark read)."""
     labels = fdata.day_labels(dataset, cfg.validation_days_per_month)
     scaling = fdata.fit_scaling(dataset, np.flatnonzero(labels != fdata.TEST))  # per home: what each node computed
@@ -155,12 +155,12 @@ def _replicated(cfg: ForecasterConfig, dataset: Dataset, states: list[Mapping[st
         model = LSTMForecaster(cfg)
         model.load_state_dict(dict(state))
         models.append(model.eval())
-    return TrainedForecasters(replace(cfg, kind="per_home"), tuple(dataset.household_ids), scaling, models, [], dataset.name)
+    return TrainedForecasters(cfg.replace(kind="per_home"), tuple(dataset.household_ids), scaling, models, [], dataset.name)
 
 
 def global_forecasters(run: FedRun, dataset: Dataset) -> TrainedForecasters:
     """The FedAvg global model as every home's forecaster."""
-    return _replicated(run.config, dataset, [run.global_state] * dataset.num_households)
+    return replicated_forecasters(run.config, dataset, [run.global_state] * dataset.num_households)
 
 
 def personalised_forecasters(run: FedRun, dataset: Dataset, epochs: int = 10, workers: int = 1) -> TrainedForecasters:
@@ -171,7 +171,7 @@ def personalised_forecasters(run: FedRun, dataset: Dataset, epochs: int = 10, wo
     jobs = [fine_tune_job(run.global_state, home_data(dataset.select([i]), run.config), run.config, epochs, (run.config.seed, i))
             for i in range(dataset.num_households)]
     results = run_jobs(jobs, max(1, min(workers, len(jobs))), progress=False, desc="fine-tune")
-    return _replicated(run.config, dataset, [state for state, _ in results])
+    return replicated_forecasters(run.config, dataset, [state for state, _ in results])
 
 
 def central_forecasters(dataset: Dataset, cfg: ForecasterConfig) -> TrainedForecasters:
@@ -182,7 +182,7 @@ def central_forecasters(dataset: Dataset, cfg: ForecasterConfig) -> TrainedForec
     scaling = fdata.fit_scaling(dataset, np.flatnonzero(labels != fdata.TEST))
     padded = fdata.pad_history(fdata.build_features(dataset, scaling, cfg.weather), cfg.window)
     state, _ = train_job(TrainingJob(cfg, padded, fdata.build_targets(dataset, scaling), fit, val, 0, (cfg.seed, 1)))
-    return _replicated(cfg, dataset, [state] * dataset.num_households)
+    return replicated_forecasters(cfg, dataset, [state] * dataset.num_households)
 
 
 def compare_forecasters(
@@ -201,7 +201,7 @@ def compare_forecasters(
     trained: dict[str, TrainedForecasters] = {}
     if references:
         t0 = time.perf_counter()
-        trained["local"] = train_forecasters(dataset, replace(cfg, max_epochs=ForecasterConfig().max_epochs), workers=workers, progress=False)
+        trained["local"] = train_forecasters(dataset, cfg.replace(max_epochs=ForecasterConfig().max_epochs), workers=workers, progress=False)
         seconds["local"] = time.perf_counter() - t0
     run = run_fedavg(dataset, run_config, workers=workers)
     seconds["fedavg"] = run.wall_seconds
@@ -211,7 +211,7 @@ def compare_forecasters(
     seconds["fedavg_personal"] = run.wall_seconds + time.perf_counter() - t0
     if references:
         t0 = time.perf_counter()
-        trained["central"] = central_forecasters(dataset, replace(cfg, max_epochs=central_epochs))
+        trained["central"] = central_forecasters(dataset, cfg.replace(max_epochs=central_epochs))
         seconds["central"] = time.perf_counter() - t0
     table = evaluate(dataset, trained)
     per_home = table[(table["step"] == "all") & (table["household"] != "all")]

@@ -20,10 +20,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
@@ -34,66 +35,83 @@ from forecasting import data as fdata
 from forecasting.model import ForecasterConfig, LSTMForecaster
 from forecasting.train import TrainingJob, train_job
 
-# Every run-config key and its default. Keys use Flower's dash style.
-RUN_CONFIG_DEFAULTS: dict[str, object] = {
-    "households": 0,  # clients the server waits for (0: as many as the data set has homes, in-process)
-    "rounds": 10,
-    "local-epochs": 1,
-    "fraction-train": 1.0,
-    "hidden-size": 32,
-    "window": 48,
-    "batch-size": 256,
-    "learning-rate": 3e-3,
-    # Cosine decay of the clients' learning rate over the rounds, to a tenth: late rounds take
-    # small local steps, so the clients' models drift apart less (what FedAvg averages).
-    "lr-decay": True,
-    "weather": True,
-    "seed": 0,
-    "dp-noise-multiplier": 0.0,
-    "dp-clipping-norm": 1.0,
-    "dp-delta": 1e-5,
-    # Aggregation and the robust screens (FedSettings; docs/federated.md, "Robustness"). 0 turns a
-    # screen off; expected-samples 0: unknown (the round's median claim stands in).
-    "aggregation": FedSettings.aggregation,
-    "trim-fraction": FedSettings.trim_fraction,
-    "assumed-malicious": FedSettings.assumed_malicious,
-    "multikrum-select": FedSettings.multikrum_select,
-    "norm-screen-factor": FedSettings.norm_screen_factor,
-    "max-weight-factor": FedSettings.max_weight_factor,
-    "expected-samples": 0.0,
-    "output-dir": "",  # ServerApp: where the final weights and metrics go ("" = not saved)
+# Flower's run config is flat and dash-keyed; each key sets fields of the run configuration's
+# sections (FedSettings: the ``federated`` section, ForecasterConfig: ``forecasting``). Its
+# defaults are those sections' defaults, never copied by hand (a test compares flower_app's).
+RUN_CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
+    "rounds": ("federated.rounds",),
+    "local-epochs": ("federated.local_epochs", "forecasting.max_epochs"),  # epochs per home and round
+    "fraction-train": ("federated.fraction_train",),
+    "hidden-size": ("forecasting.hidden_size",),
+    "window": ("forecasting.window",),
+    "batch-size": ("forecasting.batch_size",),
+    "learning-rate": ("forecasting.learning_rate",),
+    "lr-decay": ("federated.lr_decay",),
+    "weather": ("forecasting.weather",),
+    "seed": ("federated.seed", "forecasting.seed"),
+    "dp-noise-multiplier": ("federated.dp_noise_multiplier",),
+    "dp-clipping-norm": ("federated.dp_clipping_norm",),
+    "dp-delta": ("federated.dp_delta",),
+    "aggregation": ("federated.aggregation",),
+    "trim-fraction": ("federated.trim_fraction",),
+    "assumed-malicious": ("federated.assumed_malicious",),
+    "multikrum-select": ("federated.multikrum_select",),
+    "norm-screen-factor": ("federated.norm_screen_factor",),  # 0: off (Flower's config has no null)
+    "max-weight-factor": ("federated.max_weight_factor",),
+    "expected-samples": ("federated.expected_samples",),  # 0: unknown
 }
+_SECTIONS = {"federated": FedSettings, "forecasting": ForecasterConfig}
+# Keys of the app rather than settings: clients the server waits for (0: as many as the data
+# set has homes, in-process), and where the ServerApp writes ("" = not saved).
+APP_KEYS: dict[str, object] = {"households": 0, "output-dir": ""}
+
+
+def _default(target: str) -> object:
+    section, name = target.split(".")
+    value = _SECTIONS[section].model_fields[name].default
+    return 0.0 if value is None else value  # the off / unknown of an optional number
+
+
+RUN_CONFIG_DEFAULTS: dict[str, object] = {**APP_KEYS, **{key: _default(t[0]) for key, t in RUN_CONFIG_FIELDS.items()}}
+
+
+def run_config_from_sections(forecasting: ForecasterConfig, federated: FedSettings) -> dict[str, object]:
+    """The Flower run config of a run configuration's ``forecasting`` and ``federated`` sections."""
+    sections = {"forecasting": forecasting, "federated": federated}
+    out: dict[str, object] = {}
+    for key, targets in RUN_CONFIG_FIELDS.items():
+        section, name = targets[0].split(".")
+        value = getattr(sections[section], name)
+        out[key] = 0.0 if value is None else value
+    return out
 
 
 def settings_from_run_config(run_config: Mapping[str, object]) -> tuple[ForecasterConfig, FedSettings]:
     """The forecaster and federation settings of a run config (defaults for missing keys).
 
-    Raises ValueError naming the key for an unknown key or a value of the wrong type.
+    Raises ValueError naming the key for an unknown key or a bad value (the sections' own checks).
     """
     unknown = set(run_config) - set(RUN_CONFIG_DEFAULTS)
     if unknown:
         raise ValueError(f"unknown run-config keys {sorted(unknown)}; known: {sorted(RUN_CONFIG_DEFAULTS)}")
-    cfg = dict(RUN_CONFIG_DEFAULTS)
+    values: dict[str, dict[str, object]] = {"federated": {}, "forecasting": {"kind": "per_home", "max_epochs": 1}}
+    origin: dict[tuple[str, str], str] = {}
     for key, value in run_config.items():
-        default = RUN_CONFIG_DEFAULTS[key]
-        ok = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
-        if not ok or (isinstance(value, bool) and not isinstance(default, bool)):
-            raise ValueError(f"run-config {key!r} must be {type(default).__name__}, got {value!r}")
-        cfg[key] = value
-    forecaster = ForecasterConfig(
-        kind="per_home", hidden_size=int(cfg["hidden-size"]), window=int(cfg["window"]), batch_size=int(cfg["batch-size"]),
-        learning_rate=float(cfg["learning-rate"]), weather=bool(cfg["weather"]), seed=int(cfg["seed"]),
-        max_epochs=int(cfg["local-epochs"]),
-    )
-    fed = FedSettings(
-        rounds=int(cfg["rounds"]), local_epochs=int(cfg["local-epochs"]), fraction_train=float(cfg["fraction-train"]),
-        dp_noise_multiplier=float(cfg["dp-noise-multiplier"]), dp_clipping_norm=float(cfg["dp-clipping-norm"]),
-        dp_delta=float(cfg["dp-delta"]), seed=int(cfg["seed"]), aggregation=str(cfg["aggregation"]),
-        trim_fraction=float(cfg["trim-fraction"]), assumed_malicious=int(cfg["assumed-malicious"]),
-        multikrum_select=int(cfg["multikrum-select"]), norm_screen_factor=float(cfg["norm-screen-factor"]) or None,
-        max_weight_factor=float(cfg["max-weight-factor"]) or None, expected_samples=float(cfg["expected-samples"]) or None,
-    )
-    return forecaster, fed
+        for target in RUN_CONFIG_FIELDS.get(key, ()):
+            section, name = target.split(".")
+            optional = _SECTIONS[section].model_fields[name].default is None or key in ("norm-screen-factor", "max-weight-factor")
+            values[section][name] = None if optional and value in (0, 0.0) and not isinstance(value, bool) else value
+            origin[(section, name)] = key
+    try:
+        return ForecasterConfig(**values["forecasting"]), FedSettings(**values["federated"])
+    except ValidationError as err:
+        first = err.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:  # a check across fields names its fields itself
+            raise ValueError(f"run-config: {message}") from None
+        section = "forecasting" if err.title == "ForecasterConfig" else "federated"
+        key = origin.get((section, str(first["loc"][0])), f"{section}.{first['loc'][0]}")
+        raise ValueError(f"run-config {key!r}: {message} (got {first.get('input')!r})") from None
 
 
 @dataclass(frozen=True)
@@ -148,7 +166,7 @@ def node_home(node_config: Mapping[str, object]) -> Dataset:
 
         overrides = {"num_households": int(node_config["households"])} if "households" in node_config else {}
         env_cfg = load_config(node_config.get("config") or None, **overrides)
-        dataset = load_dataset(env_cfg.data, env_cfg.num_households, env_cfg.seed)
+        dataset = load_dataset(env_cfg.data, env_cfg.households_to_load, env_cfg.seed, env_cfg.database)
     if not 0 <= index < dataset.num_households:
         raise ValueError(f"node config 'partition-id' {index} is outside the data set's {dataset.num_households} homes")
     return dataset.select([index])
@@ -184,7 +202,7 @@ def train(msg: Message, context: Context) -> Message:
     """Train the received global model ``local-epochs`` epochs on this home's train days."""
     cfg, home, model = _received_model(msg, context)
     server_round = int(msg.content["config"].get("server-round", 0))
-    cfg = replace(cfg, learning_rate=round_learning_rate(context.run_config, server_round))
+    cfg = cfg.replace(learning_rate=round_learning_rate(context.run_config, server_round))
     # Seeded by home and round, not by node id (random in a deployment): runs are repeatable.
     seed = (cfg.seed, int(context.node_config["partition-id"]), server_round)
     job = TrainingJob(cfg, home.padded, home.targets, home.fit_origins, home.val_origins, 0, seed,
@@ -254,5 +272,5 @@ def fine_tune_job(
     Starts from the global weights and keeps them when no epoch improves its validation loss.
     Run it with :func:`forecasting.train.train_job` (or many with ``run_jobs``).
     """
-    return TrainingJob(replace(cfg, max_epochs=epochs), home.padded, home.targets, home.fit_origins, home.val_origins, 0,
+    return TrainingJob(cfg.replace(max_epochs=epochs), home.padded, home.targets, home.fit_origins, home.val_origins, 0,
                        seed, init_state={k: v.clone() for k, v in global_state.items()}, keep_best=True)

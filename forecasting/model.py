@@ -13,59 +13,13 @@ intervals of scaled load and PV ``(B, H, 2)`` out.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from forecasting.config import MODEL_KINDS, ForecasterConfig  # noqa: F401 (re-exported: checkpoints name it here)
 from forecasting.data import NUM_FEATURES, Scaling
-
-MODEL_KINDS = ("per_home", "shared")
-
-
-@dataclass(frozen=True)
-class ForecasterConfig:
-    """Everything that fixes a forecaster's shape and training; saved in every checkpoint."""
-
-    kind: str = "per_home"  # "per_home" or "shared"
-    window: int = 48  # input intervals (24 h)
-    horizon: int = 6  # forecast intervals (3 h)
-    hidden_size: int = 32
-    embedding_size: int = 8  # shared model only
-    learning_rate: float = 3e-3
-    weight_decay: float = 0.0
-    batch_size: int = 256
-    max_epochs: int = 30
-    patience: int = 4  # epochs without a better validation loss before a home stops improving
-    validation_days_per_month: int = 3
-    loss: str = "l1"  # "l1" (median forecast: what MAPE/WAPE reward) or "mse"
-    residual: bool = False  # predict the change from the last interval instead of the value
-    # The data set's measured (past) temperature and irradiance as inputs. On CityLearn 2022 its
-    # effect is within seed noise (docs/forecasting.md, "What matters"); off is a one-flag change.
-    weather: bool = True
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise ValueError(f"kind must be one of {MODEL_KINDS}, got {self.kind!r}")
-        if self.loss not in ("l1", "mse"):
-            raise ValueError(f"loss must be 'l1' or 'mse', got {self.loss!r}")
-        for name in ("window", "horizon", "hidden_size", "embedding_size", "batch_size", "max_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    def to_dict(self) -> dict:
-        """Plain types only, so a checkpoint stays loadable with ``weights_only=True``."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ForecasterConfig":
-        """The inverse of :meth:`to_dict`; unknown keys are an error (a checkpoint from elsewhere)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown forecaster config keys {sorted(unknown)}")
-        return cls(**d)
 
 
 class LSTMForecaster(nn.Module):

@@ -14,38 +14,27 @@ each: these models are too small for intra-op threads to pay, and two threads sl
 when another process holds a core). Every model is seeded from ``(seed, home)``, so the weights do
 not depend on the number of workers, and two runs on CPU give identical weights.
 
-``main`` wraps it as ``wattshare train-forecasters``: load the data set, train, save the
-checkpoint, score the test days against the baselines and write the metrics table beside the
-checkpoint. ``evaluate_main`` is ``wattshare evaluate-forecasters``: score saved checkpoints.
+The command line (``wattshare train-forecasters`` / ``evaluate-forecasters``) is
+:mod:`train.forecasters_cli`; :func:`forecast_report` is the table both print.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import multiprocessing as mp
 import os
 import queue
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from energy_env.config import ConfigError, load_config
-from energy_env.data import DataError, Dataset, load_dataset
+from energy_env.data import Dataset
 from forecasting import data as fdata
-from forecasting.checkpoint import (
-    DEFAULT_CHECKPOINT_DIR,
-    CheckpointError,
-    default_checkpoint_path,
-    load_checkpoint,
-    save_checkpoint,
-)
 from forecasting.evaluate import evaluate, format_target, target_check
 from forecasting.metrics import format_table
 from forecasting.model import ForecasterConfig, LSTMForecaster, TrainedForecasters
@@ -276,33 +265,7 @@ def run_jobs(jobs: list[TrainingJob], workers: int, progress: bool, desc: str) -
             return [f.result() for f in futures]
 
 
-# --- command line: wattshare train-forecasters / evaluate-forecasters ------------------------
-
-
-def _data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, help="env YAML config: its data and num_households pick the data set")
-    parser.add_argument("--households", type=int, default=None, help="override num_households")
-    parser.add_argument("--data-path", default=None, help="a CityLearn folder (sets data.source: citylearn)")
-    parser.add_argument("--all-homes", action="store_true", help="every home of the CityLearn folder (ignores --households)")
-    parser.add_argument("--output-dir", default=str(DEFAULT_CHECKPOINT_DIR), help="checkpoints go to OUTPUT_DIR/<data set>/")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the main process (default 1)")
-
-
-def _load_dataset(args: argparse.Namespace) -> Dataset:
-    overrides: dict = {}
-    if args.data_path:
-        overrides["data"] = {"source": "citylearn", "path": args.data_path}
-    if args.households is not None:
-        overrides["num_households"] = args.households
-    cfg = load_config(args.config, **overrides)
-    if args.all_homes and cfg.data.source == "citylearn":
-        from energy_env.data import load_citylearn  # noqa: PLC0415 - only this branch needs it
-
-        return load_citylearn(cfg.data.path, cfg.data.buildings, cfg.data.include_faulty)
-    return load_dataset(cfg.data, cfg.num_households, cfg.seed)
-
-
-def _report(dataset: Dataset, trained: dict[str, TrainedForecasters], out_dir: Path | None) -> str:
+def forecast_report(dataset: Dataset, trained: dict[str, TrainedForecasters], out_dir: Path | None) -> str:
     """Score ``trained`` beside the baselines; write ``metrics.csv`` to ``out_dir``; return the text report."""
     table = evaluate(dataset, trained)
     lines = [f"{dataset.name}: {dataset.num_households} homes, test days only", format_table(table)]
@@ -316,65 +279,3 @@ def _report(dataset: Dataset, trained: dict[str, TrainedForecasters], out_dir: P
         table.to_csv(out_dir / "metrics.csv", index=False)
         (out_dir / "metrics.txt").write_text(text + "\n")
     return text
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``wattshare train-forecasters``: train, save checkpoints, write and print the metrics table."""
-    parser = argparse.ArgumentParser(prog="wattshare train-forecasters", description=main.__doc__)
-    _data_arguments(parser)
-    defaults = ForecasterConfig()
-    parser.add_argument("--kind", choices=["per_home", "shared", "both"], default="per_home")
-    parser.add_argument("--epochs", type=int, default=defaults.max_epochs, help="max epochs (early stopping may end sooner)")
-    parser.add_argument("--hidden-size", type=int, default=defaults.hidden_size)
-    parser.add_argument("--window", type=int, default=defaults.window, help="input intervals (48 = 24 h)")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--weather", action=argparse.BooleanOptionalAction, default=defaults.weather,
-                        help="feed the data set's measured temperature and irradiance (default on; see docs/forecasting.md)")
-    parser.add_argument("--workers", type=int, default=None, help="processes for per-home models (default 2)")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        torch.set_num_threads(args.threads)
-        dataset = _load_dataset(args)
-        out_dir = default_checkpoint_path(dataset, root=args.output_dir).parent
-        kinds = ["per_home", "shared"] if args.kind == "both" else [args.kind]
-        trained = {}
-        for kind in kinds:
-            cfg = replace(defaults, kind=kind, max_epochs=args.epochs, hidden_size=args.hidden_size, window=args.window,
-                          seed=args.seed, weather=args.weather)
-            t0 = time.perf_counter()
-            trained[f"lstm_{kind}"] = train_forecasters(dataset, cfg, workers=args.workers, progress=not args.no_progress)
-            path = save_checkpoint(trained[f"lstm_{kind}"], default_checkpoint_path(dataset, kind, args.output_dir))
-            print(f"trained {kind} forecasters of {dataset.num_households} homes in {time.perf_counter() - t0:.1f} s -> {path}")
-        print(_report(dataset, trained, out_dir))
-        print(f"metrics table: {out_dir / 'metrics.csv'}")
-    except (ConfigError, DataError, ValueError) as err:  # CheckpointError is a ValueError
-        print(f"wattshare train-forecasters: error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def evaluate_main(argv: list[str] | None = None) -> int:
-    """``wattshare evaluate-forecasters``: score saved checkpoints on the test days beside the baselines."""
-    parser = argparse.ArgumentParser(prog="wattshare evaluate-forecasters", description=evaluate_main.__doc__)
-    _data_arguments(parser)
-    parser.add_argument("--checkpoint", action="append", default=None,
-                        help="checkpoint file (repeatable); default: every lstm_*.pt under OUTPUT_DIR/<data set>/")
-    args = parser.parse_args(argv)
-    try:
-        torch.set_num_threads(args.threads)
-        dataset = _load_dataset(args)
-        folder = default_checkpoint_path(dataset, root=args.output_dir).parent
-        paths = [Path(p) for p in args.checkpoint] if args.checkpoint else sorted(folder.glob("lstm_*.pt"))
-        if not paths:
-            raise CheckpointError(f"{folder}: no checkpoints (lstm_*.pt); run `wattshare train-forecasters` first")
-        trained = {p.stem: load_checkpoint(p) for p in paths}
-        print(_report(dataset, trained, None))
-    except (ConfigError, DataError, ValueError) as err:
-        print(f"wattshare evaluate-forecasters: error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,13 +11,18 @@ CONFIG_YAML = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 
 
 def test_config_yaml_holds_the_defaults():
-    assert yaml.safe_load(CONFIG_YAML.read_text()) == default_config_dict()
-    assert load_config(CONFIG_YAML) == EnvConfig()
+    from train.run_config import RunConfig, load_run_config
+
+    doc = yaml.safe_load(CONFIG_YAML.read_text())
+    assert doc == yaml.safe_load(RunConfig().to_yaml())
+    assert {k: v for k, v in doc.items() if k in default_config_dict()} == default_config_dict()
+    assert load_config(CONFIG_YAML) == EnvConfig()  # the env's loader leaves the run sections alone
+    assert load_run_config(CONFIG_YAML) == RunConfig()
 
 
 def test_seed_numbers_are_the_defaults():
     c = EnvConfig()
-    assert c.num_households == 10 and c.episode_length == 48
+    assert c.num_households is None and c.households_to_load == 10 and c.episode_length == 48  # 10 synthetic homes
     assert c.battery.capacity_kwh == 13.5 and c.battery.max_power_kw == 5.0
     assert (c.battery.soc_min_fraction, c.battery.soc_max_fraction) == (0.1, 0.9)
     assert c.battery.round_trip_efficiency == 0.9 and not c.battery.charge_from_grid
@@ -40,7 +45,7 @@ def test_seed_numbers_are_the_defaults():
         ({"grid": {"export_limit_kwh": -4}}, "grid.export_limit_kwh"),
         ({"market": {"mechanism": "auction"}}, "market.mechanism"),
         ({"data": {"source": "citylearn"}}, "needs data.path"),
-        ({"num_households": 3, "battery": {"capacity_kwh": [1.0, 2.0]}}, "has 2 values but num_households is 3"),
+        ({"num_households": 3, "battery": {"capacity_kwh": [1.0, 2.0]}}, "has 2 values but the community has 3 households"),
     ],
 )
 def test_bad_values_name_the_key(overrides, key):
@@ -85,7 +90,7 @@ def test_yaml_errors_name_the_file(tmp_path):
         ({"battery": {"max_power_kw": True}}, "battery.max_power_kw"),
         ({"seed": -1}, "seed"),
         ({"grid": {"import_limit_kwh": [10.0, 0.0]}, "num_households": 2}, "grid.import_limit_kwh"),
-        ({"grid": {"export_limit_kwh": [4.0, 4.0]}, "num_households": 3}, "grid.export_limit_kwh has 2 values but num_households is 3"),
+        ({"grid": {"export_limit_kwh": [4.0, 4.0]}, "num_households": 3}, "grid.export_limit_kwh has 2 values but the community has 3 households"),
         ({"grid": {"over_limit": "clip"}}, "grid.over_limit"),
     ],
 )

@@ -156,7 +156,7 @@ def test_dp_round_with_a_dropout_releases_nothing():
 def test_settings_from_run_config_names_bad_keys():
     with pytest.raises(ValueError, match="unknown run-config keys.*'round'"):
         settings_from_run_config({"round": 3})
-    with pytest.raises(ValueError, match="'rounds' must be int"):
+    with pytest.raises(ValueError, match="run-config 'rounds': Input should be a valid integer"):
         settings_from_run_config({"rounds": "3"})
     cfg, fed = settings_from_run_config({"hidden-size": 4, "local-epochs": 2, "learning-rate": 1})
     assert cfg.hidden_size == 4 and cfg.max_epochs == 2 and fed.local_epochs == 2 and cfg.learning_rate == 1.0
@@ -317,7 +317,7 @@ def test_federated_forecasters_cli(tmp_path, capsys):
     from train.cli import main
 
     code = main(["federated-forecasters", "--households", "2", "--rounds", "1", "--finetune-epochs", "1", "--no-references",
-                 "--workers", "1", "--output-dir", str(tmp_path)])
+                 "--workers", "1", "--output", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "pooled load MAPE %: fedavg" in out and "overhead" in out
@@ -341,3 +341,16 @@ def test_round_learning_rate_decays_to_a_tenth():
     assert rates[0] == pytest.approx(0.01) and rates[-1] == pytest.approx(0.001)
     assert all(a > b for a, b in zip(rates, rates[1:]))
     assert round_learning_rate({**cfg, "lr-decay": False}, 5) == 0.01
+
+
+def test_flower_app_config_holds_the_sections_defaults():
+    """flower_app/pyproject.toml's run config is the federated and forecasting sections' defaults."""
+    import tomllib
+    from pathlib import Path
+
+    from federated.forecasters import APP_KEYS, RUN_CONFIG_DEFAULTS
+
+    app = Path(__file__).resolve().parents[1] / "federated" / "flower_app" / "pyproject.toml"
+    config = tomllib.loads(app.read_text())["tool"]["flwr"]["app"]["config"]
+    assert set(config) == set(RUN_CONFIG_DEFAULTS)
+    assert {k: v for k, v in config.items() if k not in APP_KEYS} == {k: v for k, v in RUN_CONFIG_DEFAULTS.items() if k not in APP_KEYS}

@@ -258,7 +258,7 @@ def test_aggregator_that_cannot_work_with_the_clients_is_refused(kwargs, clients
 def test_run_config_names_a_bad_aggregation():
     with pytest.raises(ValueError, match="aggregation must be one of"):
         settings_from_run_config({"aggregation": "median"})
-    with pytest.raises(ValueError, match="'trim-fraction' must be float"):
+    with pytest.raises(ValueError, match="run-config 'trim-fraction': Input should be a valid number"):
         settings_from_run_config({"trim-fraction": "0.2"})
 
 

@@ -10,7 +10,8 @@ from forecasting import data as fdata
 from forecasting.model import ForecasterConfig
 from forecasting.onnx_export import edge_features, export_onnx, household_forecaster, run_onnx
 from forecasting.provider import predict
-from forecasting.train import evaluate_main, main, train_forecasters
+from forecasting.train import train_forecasters
+from train.cli import main as wattshare
 from conftest import require_shared
 from test_forecasting import daily_dataset
 
@@ -58,15 +59,16 @@ def test_onnx_parity_with_pytorch(ds, trained, tmp_path):
 def test_train_and_evaluate_commands(tmp_path, capsys):
     out = tmp_path / "ckpt"
     args = ["--households", "2", "--epochs", "1", "--hidden-size", "4", "--window", "8", "--workers", "1",
-            "--no-progress", "--output-dir", str(out)]
-    assert main(args) == 0
+            "--no-progress", "--output", str(out)]
+    assert wattshare(["train-forecasters", *args]) == 0
     text = capsys.readouterr().out
     assert "lstm_per_home: load MAPE" in text and "seasonal_mean" in text
     folder = next(out.iterdir())
     assert (folder / "lstm_per_home.pt").is_file() and (folder / "metrics.csv").is_file()
-    assert evaluate_main(["--households", "2", "--output-dir", str(out)]) == 0
+    assert (folder / "run_config.yaml").is_file()
+    assert wattshare(["evaluate-forecasters", "--households", "2", "--output", str(out)]) == 0
     assert "load_mape_pct by horizon step" in capsys.readouterr().out
-    assert evaluate_main(["--households", "2", "--output-dir", str(tmp_path / "empty")]) == 2
+    assert wattshare(["evaluate-forecasters", "--households", "2", "--output", str(tmp_path / "empty")]) == 2
     assert "no checkpoints" in capsys.readouterr().err
 
 

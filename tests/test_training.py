@@ -1,7 +1,6 @@
 """PPO training: a short run beats a random policy; checkpoints round-trip; bad checkpoints fail clearly."""
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -92,7 +91,7 @@ def test_resume_continues_the_run(tmp_path):
     assert venv.obs_rms.count == stats["count"][0] > 4_000 and venv.ret_rms.count == stats["return_count"][0] > 4_000
     venv.close()
 
-    settings.total_timesteps = 8_000
+    settings = settings.replace(total_timesteps=8_000)
     train_shared(community, settings, tmp_path, evaluate=False, resume=True)
     meta = json.loads((tmp_path / "meta.json").read_text())
     assert meta["household_steps"] == 8_000
@@ -105,9 +104,9 @@ def test_resume_refuses_other_settings(tmp_path):
     train_shared(community, settings, tmp_path, evaluate=False)
     venv = make_vec_env(community, settings.scenarios, settings.seed)
     with pytest.raises(CheckpointError, match=r"meta.json: network .* differs from the settings"):
-        resume_model(tmp_path, venv, replace(settings, net_arch=[32]), community)
+        resume_model(tmp_path, venv, settings.replace(net_arch=[32]), community)
     with pytest.raises(CheckpointError, match=r"meta.json: trained with residual base None, resuming with 'rule_based'"):
-        resume_model(tmp_path, venv, replace(settings, residual_base="rule_based"), community)
+        resume_model(tmp_path, venv, settings.replace(residual_base="rule_based"), community)
     (tmp_path / "optimizer.pt").write_bytes(b"junk")
     with pytest.raises(CheckpointError, match=r"optimizer.pt: not a readable optimizer state file"):
         resume_model(tmp_path, venv, settings, community)
@@ -146,7 +145,7 @@ def test_curve_has_one_row_per_evaluation_of_the_trained_weights(tmp_path, monke
 
 
 def test_default_outputs_differ_per_variant_and_data_set():
-    from train.ppo import default_output
+    from train.checkpoints import default_output
 
     a = build_community(make_config(num_households=3))
     b = build_community(make_config(num_households=4))

@@ -27,7 +27,9 @@ from tqdm import tqdm
 from energy_env.community import Community
 from energy_env.vector import WattshareVecEnv
 from policies.learned import CLIP_OBS, LearnedPolicy, ObsNormalizer
-from train.ppo import CurveLogger, PPOSettings, TestWeekEvaluator, save_checkpoint, snapshot_policy
+from train.checkpoints import save_checkpoint, snapshot_policy
+from train.evaluation import CurveLogger, TestWeekEvaluator
+from train.settings import PPOSettings
 
 AfterUpdate = Callable[[int, list[PPO], list[RunningMeanStd], list[RunningMeanStd]], None]
 

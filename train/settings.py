@@ -1,0 +1,61 @@
+"""The ``training`` section of a run configuration: how ``wattshare train-policies`` (and the main
+job's policy stage) train PPO.
+
+Defaults train well on this env (docs/training.md). ``mode`` picks the loop: ``shared`` (one
+policy for every home, :mod:`train.ppo`), ``independent`` (one per home,
+:mod:`train.independent`), ``federated`` (one per home, FedAvg every ``fed_every`` updates:
+:mod:`federated.policies`, with the ``federated`` section's server settings).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from energy_env.config import Int, StrictModel
+from energy_env.episodes import WEEK
+
+
+class PPOSettings(StrictModel):
+    """PPO's hyper-parameters and the training run's choices (the ``training`` section)."""
+
+    mode: Literal["shared", "independent", "federated"] = Field("shared", description="One policy for all homes, one per home, or one per home federated.")
+    total_timesteps: Int = Field(3_000_000, ge=1, description="Household-steps.")
+    scenarios: Int = Field(32, ge=1, description="B: parallel scenarios, each of N households.")
+    n_steps: Int = Field(48, ge=1, description="Steps per scenario per rollout: one day (episodes may be longer).")
+    batch_size: Int = Field(2048, ge=2)
+    n_epochs: Int = Field(5, ge=1)
+    learning_rate: float = Field(3e-4, gt=0.0)
+    gamma: float = Field(0.99, gt=0.0, le=1.0)
+    gae_lambda: float = Field(0.95, ge=0.0, le=1.0)
+    ent_coef: float = Field(0.0, ge=0.0)
+    clip_range: float = Field(0.2, gt=0.0)
+    log_std_init: float = Field(-1.0, description="std 0.37 of a [-1, 1] setpoint: exploration without chaos.")
+    net_arch: list[Int] = Field(default_factory=lambda: [64, 64])
+    seed: Int = Field(0, ge=0)
+    eval_every: Int = Field(250_000, ge=1, description="Household-steps between evaluations on the test weeks.")
+    torch_threads: Int = Field(1, ge=1, description="Tiny MLPs: more threads only contend (6x slower seen on 2 busy cores).")
+    # Residual learning: the policy's output corrects a base controller's setpoint,
+    # clip(base + scale * output); None learns the setpoint itself.
+    residual_base: str | None = None
+    residual_scale: float = Field(0.5, gt=0.0)
+    episode_length: Int = Field(WEEK, ge=1, description="Training episode, intervals (336: a week, like the evaluation).")
+    # Savings against the home's own baseline remove the load-driven variance of the cost, so the
+    # reward reflects only what the battery did; the evaluation still scores the cost.
+    reward: Literal["savings", "cost"] = "savings"
+    vec: Literal["core", "supersuit"] = Field("core", description="Shared mode's VecEnv: the batched core or SuperSuit.")
+    fed_every: Int = Field(4, ge=1, description="Federated: PPO updates between FedAvg rounds (K).")
+    fed_personal: Literal["none", "head"] = Field("head", description="Federated: layers kept at home (head: output layers).")
+    fed_normalizers: Literal["local", "shared"] = Field("local", description="Federated: keep each home's normalisers, or average them too.")
+    fed_server_learning_rate: float = Field(
+        2.0, gt=0.0, description="Federated: step of the averaged update (1: plain FedAvg; 2 measured best; 1 under DP or a robust aggregation)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "PPOSettings":
+        if self.residual_base is not None and self.mode != "shared":
+            raise ValueError(f"residual_base needs mode 'shared' (the per-home loops step the raw env), got mode {self.mode!r}")
+        if self.residual_base is not None and self.vec != "core":
+            raise ValueError("residual_base needs vec 'core'")
+        return self

@@ -177,8 +177,8 @@ def wholesale_indexed_price_table(prices: PriceTable, cfg: Any) -> PriceTable:
     from energy_env.data.caiso import PriceSourceOptions, cached_price_series
 
     wcfg = cfg.tariff.wholesale
-    series = cached_price_series(PriceSourceOptions.from_config(wcfg, getattr(cfg, "database", None)))
-    align = getattr(wcfg, "align", "exact")
+    series = cached_price_series(PriceSourceOptions.from_config(wcfg, cfg.database))
+    align = wcfg.align
     wholesale = series.on(prices.timestamps, align)
     params = IndexedPricing(
         multiplier=wcfg.multiplier,

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import SHARED_DATA, require_shared
 from energy_env.config import ConfigError, DataConfig, TariffConfig, make_config
-from energy_env.data.sources import dataset_to_rows
+from energy_env.data.writing import dataset_to_rows
 from energy_env.data.synthetic import generate_synthetic
 from train.import_data import first_days
 

@@ -10,14 +10,10 @@ import pytest
 
 from energy_env.config import make_config
 from energy_env.data.dataset import DataError, Dataset
-from energy_env.data.sources import (
-    ExternalDataOptions,
-    _parse_env_file,
-    dataset_to_rows,
-    load_consumption,
-    read_setting,
-    redact,
-)
+from energy_env.data.redact import redact
+from energy_env.data.settings import parse_env_file, read_setting
+from energy_env.data.sources import ExternalDataOptions, load_consumption
+from energy_env.data.writing import dataset_to_rows
 from energy_env.data.synthetic import generate_synthetic
 from energy_env.env import WattshareParallelEnv
 from train.import_data import first_days
@@ -158,7 +154,7 @@ def test_loaded_data_runs_in_the_env(small, tmp_path):
 def test_settings_come_from_env_then_dotenv_and_are_redacted(tmp_path, monkeypatch):
     env_file = tmp_path / ".env"
     env_file.write_text("# comment\nexport SUPABASE_URL='https://x.supabase.co'\nSUPABASE_KEY=\"abc def\"\nOTHER=1 # note\n")
-    assert _parse_env_file(env_file) == {"SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": "abc def", "OTHER": "1"}
+    assert parse_env_file(env_file) == {"SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": "abc def", "OTHER": "1"}
     monkeypatch.delenv("SUPABASE_KEY", raising=False)
     assert read_setting("SUPABASE_KEY", env_file) == "abc def"
     monkeypatch.setenv("SUPABASE_KEY", "from-env")

@@ -20,7 +20,10 @@ from energy_env.data.checks import PV_MAX_KWH_PER_SLOT, isolated_in_time, plausi
 from energy_env.data.dataset import DataError, Dataset
 from energy_env.data.redact import redact
 from energy_env.data.resample import DEFAULT_MAX_GAP_INTERVALS, GapPolicy
-from energy_env.data.sources import ExternalDataOptions, LoadReport, clean_id, dataset_to_rows, load_consumption
+from energy_env.data.report import LoadReport
+from energy_env.data.rows import clean_id
+from energy_env.data.sources import ExternalDataOptions, load_consumption
+from energy_env.data.writing import dataset_to_rows
 from energy_env.data.synthetic import generate_synthetic
 
 CONFLICT = "conflicting duplicates (household_id, interval_start_utc): same time, different values (every copy rejected)"
@@ -173,7 +176,7 @@ def test_pv_in_wh_is_warned_about_loudly_and_left_unchanged(rows, tmp_path, capl
     assert not report.warnings  # realistic homes trip nothing
     wh = rows.copy()
     wh.loc[wh.household_id == "household_1", "pv_kwh"] *= 1000.0
-    with caplog.at_level(logging.WARNING, logger="energy_env.data.sources"):
+    with caplog.at_level(logging.WARNING, logger="energy_env.data.report"):
         ds, report = _load(wh, tmp_path / "wh.csv")
     above = next(c for c in report.warnings if c.startswith(f"pv_kwh above {PV_MAX_KWH_PER_SLOT:g} kWh"))
     looks = next(c for c in report.warnings if c.startswith("pv_kwh looks like Wh"))
@@ -257,7 +260,7 @@ def test_redact_leaves_ordinary_messages_alone():
 def test_errors_and_logs_never_show_a_secret(caplog):
     assert "pa55word" not in str(DataError("supabase: bad URL http://u:pa55word@h"))
     report = LoadReport(source="x")
-    with caplog.at_level(logging.WARNING, logger="energy_env.data.sources"):
+    with caplog.at_level(logging.WARNING, logger="energy_env.data.report"):
         report.warn("check", 1, "seen in postgresql://u:pa55word@h/db")
     assert caplog.records and all("pa55word" not in r.getMessage() for r in caplog.records)
 

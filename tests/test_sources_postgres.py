@@ -21,7 +21,7 @@ from psycopg import sql  # noqa: E402
 
 import pg_server  # noqa: E402
 from conftest import SHARED_DATA, require_shared  # noqa: E402
-from energy_env.config import make_config  # noqa: E402
+from energy_env.config import DatabaseConfig, make_config  # noqa: E402
 from energy_env.data.caiso import PriceSourceOptions, load_price_series  # noqa: E402
 from energy_env.data.dataset import DataError  # noqa: E402
 from energy_env.data.postgres import PostgresSource  # noqa: E402
@@ -77,8 +77,12 @@ def _import(schema: str, *args: str) -> int:
     return import_data.main([*args, "--to", "postgres", "--schema", schema, "--env-file", "/nonexistent/.env"])
 
 
-def _opts(schema: str, **kw) -> ExternalDataOptions:
-    return ExternalDataOptions(source="postgres", db_schema=schema, env_file=None, **kw)
+def _opts(schema: str, page_rows: int = 1000, **kw) -> ExternalDataOptions:
+    return ExternalDataOptions(source="postgres", database=_db(schema, page_rows=page_rows), **kw)
+
+
+def _db(schema: str = "public", **kw) -> DatabaseConfig:
+    return DatabaseConfig(db_schema=schema, env_file=None, **kw)
 
 
 def test_import_then_load_then_env_round_trip(pg_dsn, schema, capsys):
@@ -94,10 +98,24 @@ def test_import_then_load_then_env_round_trip(pg_dsn, schema, capsys):
     np.testing.assert_array_equal(ds.load_kwh, expected.load_kwh)  # float8 round trip is exact
     np.testing.assert_array_equal(ds.pv_kwh, expected.pv_kwh)
     assert (report.rows_read, report.expected_rows, report.rows_kept, report.rows_rejected) == (1440, 1440, 1440, 0)
+    assert ds.load_report is report and ds.source == report.source
+    assert ds.locate(2, 0) == (  # local midnight of 1 January = 08:00Z
+        f"{report.source}: the row of household 'household_2' with interval_start_utc = 2025-01-01T08:00Z "
+        "(household household_2, 2025-01-01 00:00 local)"
+    )
     env = WattshareParallelEnv(make_config(num_households=3), dataset=ds)
     env.reset(options={"day": 0, "split": "all"})
     _, rewards, *_ = env.step({a: np.full(1, 0.5, dtype=np.float32) for a in env.agents})
     assert all(np.isfinite(r) for r in rewards.values())
+
+
+def test_first_homes_of_a_table_are_in_natural_order(pg_dsn, schema):
+    """A table has no order: household_2 comes before household_10 (text order would not)."""
+    assert _import(schema, "--from", "synthetic", "--households", "12", "--days", "1", "--create-schema") == 0
+    ds, _ = load_consumption(_opts(schema), num_households=4)
+    assert ds.household_ids == ("household_0", "household_1", "household_2", "household_3")
+    every, _ = load_consumption(_opts(schema), num_households=None)
+    assert every.household_ids == tuple(f"household_{i}" for i in range(12))
 
 
 def test_import_is_idempotent_and_updates_changed_rows(pg_dsn, schema, capsys):
@@ -178,7 +196,7 @@ def test_connection_errors_never_show_the_password():
     src = PostgresSource("postgresql://me:hunter2-secret@127.0.0.1:1/db", schema="public")
     assert "hunter2" not in repr(src) and "hunter2" not in src.describe()
     with pytest.raises(DataError, match="connecting failed") as err:
-        load_consumption(ExternalDataOptions(source="postgres", env_file=None), source=src)
+        load_consumption(ExternalDataOptions(source="postgres", database=_db()), source=src)
     assert "hunter2" not in str(err.value)
     with pytest.raises(DataError, match="no connection string: set the environment variable WATTSHARE_NO_SUCH_VAR"):
         PostgresSource.from_env("WATTSHARE_NO_SUCH_VAR", env_file=None)
@@ -196,13 +214,13 @@ def test_pricing_in_the_team_layout_round_trip(pg_dsn, schema, tmp_path, capsys)
     df.to_csv(tmp_path / "team.csv", index=False)
     assert _import(schema, "--from", "file", "--path", str(tmp_path / "team.csv"), "--create-schema") == 0
     assert "144 inserted" in capsys.readouterr().out
-    series = load_price_series(PriceSourceOptions(source="postgres", node="DLAP_PGAE-APND", db_schema=schema, env_file=None))
+    series = load_price_series(PriceSourceOptions(source="postgres", node="DLAP_PGAE-APND", database=_db(schema)))
     assert series.report.rows_read == series.report.expected_rows == 48  # one node, filtered on the server
     assert len(series.timestamps) == 96 and series.timestamps[0] == pd.Timestamp("2024-10-01")
     np.testing.assert_allclose(series.usd_per_kwh[0::2], price["DLAP_PGAE-APND"])
     assert price["DLAP_PGAE-APND"].min() < 0  # negative prices are kept
     with pytest.raises(DataError, match=r"no rows for node 'NOPE'.*nodes present: \['DLAP_PGAE-APND'"):
-        load_price_series(PriceSourceOptions(source="postgres", node="NOPE", db_schema=schema, env_file=None))
+        load_price_series(PriceSourceOptions(source="postgres", node="NOPE", database=_db(schema)))
 
 
 def test_shared_caiso_file_through_postgres(pg_dsn, schema, capsys):
@@ -211,7 +229,7 @@ def test_shared_caiso_file_through_postgres(pg_dsn, schema, capsys):
     assert _import(schema, *args) == 0
     assert "5486 inserted" in capsys.readouterr().out
     opts = PriceSourceOptions(
-        source="postgres", db_schema=schema, env_file=None, start_date=dt.date(2024, 10, 1), end_date=dt.date(2024, 10, 9)
+        source="postgres", database=_db(schema), start_date=dt.date(2024, 10, 1), end_date=dt.date(2024, 10, 9)
     )
     series = load_price_series(opts)
     assert len(series.timestamps) == 9 * 48
@@ -232,7 +250,7 @@ def test_legacy_pricing_table_with_text_times(pg_dsn, schema):
                 [(t.strftime("%Y-%m-%d %H:%M:%S"), "N1", 0.01 * i) for i, t in enumerate(hours)],
             )
     opts = PriceSourceOptions(
-        source="postgres", table="legacy", node="N1", db_schema=schema, env_file=None,
+        source="postgres", table="legacy", node="N1", database=_db(schema),
         start_date=dt.date(2024, 10, 2), end_date=dt.date(2024, 10, 2),
     )
     series = load_price_series(opts)

@@ -18,7 +18,9 @@ from energy_env.data.resample import (
     to_30min,
     to_local_clock,
 )
-from energy_env.data.sources import LoadReport, RawRows, TimeWindow, rows_to_dataset
+from energy_env.data.assemble import rows_to_dataset
+from energy_env.data.report import LoadReport
+from energy_env.data.rows import RawRows, TimeWindow
 from energy_env.data.tables import CONSUMPTION
 
 

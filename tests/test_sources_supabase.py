@@ -21,7 +21,9 @@ pytest.importorskip("supabase", reason="the Supabase tests need the supabase cli
 
 from energy_env.data.caiso import PriceSourceOptions, load_price_series  # noqa: E402
 from energy_env.data.dataset import DataError  # noqa: E402
-from energy_env.data.sources import ExternalDataOptions, dataset_to_rows, load_consumption  # noqa: E402
+from energy_env.config import DatabaseConfig  # noqa: E402
+from energy_env.data.sources import ExternalDataOptions, load_consumption  # noqa: E402
+from energy_env.data.writing import dataset_to_rows  # noqa: E402
 from energy_env.data.supabase_source import SupabaseSource, id_pattern  # noqa: E402
 from energy_env.data.synthetic import generate_synthetic  # noqa: E402
 from energy_env.data.tables import CONSUMPTION  # noqa: E402
@@ -137,8 +139,8 @@ def fake(monkeypatch):
         yield server
 
 
-def _opts(**kw) -> ExternalDataOptions:
-    return ExternalDataOptions(source="supabase", env_file=None, **kw)
+def _opts(page_rows: int = 1000, **kw) -> ExternalDataOptions:
+    return ExternalDataOptions(source="supabase", database=DatabaseConfig(env_file=None, page_rows=page_rows), **kw)
 
 
 def test_pages_through_every_row_with_content_range(fake):
@@ -146,6 +148,13 @@ def test_pages_through_every_row_with_content_range(fake):
     assert report.rows_read == report.expected_rows == 3 * 7 * 48 == 1008
     np.testing.assert_allclose(ds.load_kwh, fake.dataset.load_kwh, atol=1e-12)
     assert ds.household_ids == fake.dataset.household_ids
+    slot = ds.timestamps[37]  # naive local; 8 (PDT) or 7 hours to UTC
+    utc = slot.tz_localize("America/Los_Angeles").tz_convert("UTC")
+    assert ds.locate(1, 37) == (
+        f"supabase fake-project.supabase.co table public.consumption: the row of household 'household_1' with "
+        f"interval_start_utc = {utc:%Y-%m-%dT%H:%M}Z (household household_1, {slot:%Y-%m-%d %H:%M} local)"
+    )
+    assert ds.source.startswith("supabase fake-project.supabase.co table public.consumption")
     pages = [r for r in fake.requests if "offset" in r.url.params]
     assert [int(r.url.params["offset"]) for r in pages] == [0, 1000]
     assert all(r.url.params["order"] == "household_id.asc,interval_start_utc.asc" for r in pages)  # stable order
@@ -226,7 +235,7 @@ def test_pricing_in_the_team_layout(fake):
             {"INTERVALSTARTTIME_GMT": t.isoformat(), "NODE": node, "Price KWH": scale * (0.05 + 0.01 * (i % 24))}
             for i, t in enumerate(hours)
         ]
-    series = load_price_series(PriceSourceOptions(source="supabase", env_file=None))
+    series = load_price_series(PriceSourceOptions(source="supabase", database=DatabaseConfig(env_file=None)))
     assert series.report.rows_read == series.report.expected_rows == 1440
     assert series.market is None and len(series.timestamps) == 60 * 48
     page = next(r for r in fake.requests if r.url.path.endswith("pricing") and "offset" in r.url.params)

@@ -35,7 +35,9 @@ from energy_env.config import INTERVALS_PER_DAY
 from energy_env.data.dataset import DataError, Dataset
 from energy_env.data.resample import KEY, LOCAL_TZ, TS
 from energy_env.data.redact import redact
-from energy_env.data.sources import LoadReport, RawRows, ValueSpec, dataset_to_rows, validate_rows
+from energy_env.data.report import LoadReport
+from energy_env.data.rows import RawRows, ValueSpec, validate_rows
+from energy_env.data.writing import dataset_to_rows
 from energy_env.data.tables import CAISO_PRICE_KWH, CONSUMPTION, Layout, ddl, detect_pricing_layout, match_columns
 
 SOURCES = ("synthetic", "citylearn", "file")
@@ -52,11 +54,12 @@ def first_days(ds: Dataset, days: int) -> Dataset:
         name=ds.name, timestamps=ds.timestamps[:t], load_kwh=cut(ds.load_kwh), pv_kwh=cut(ds.pv_kwh),
         household_ids=ds.household_ids, pv_capacity_kw=ds.pv_capacity_kw.copy(),
         temperature_c=cut(ds.temperature_c), irradiance_w_per_m2=cut(ds.irradiance_w_per_m2), flags=dict(ds.flags),
+        source=ds.source, locator=ds.locator,
     )
 
 
 def rows_from_dataset(ds: Dataset, tz: str = LOCAL_TZ) -> tuple[pd.DataFrame, Counter]:
-    """``consumption`` rows of a data set (see :func:`energy_env.data.sources.dataset_to_rows`)."""
+    """``consumption`` rows of a data set (see :func:`energy_env.data.writing.dataset_to_rows`)."""
     return dataset_to_rows(ds, tz)
 
 

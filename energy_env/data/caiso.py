@@ -23,27 +23,20 @@ series instead.
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from energy_env.config import DatabaseConfig, WholesaleConfig
+from energy_env.data.assemble import assemble_grid, pivot
 from energy_env.data.dataset import DataError
+from energy_env.data.report import LoadReport
 from energy_env.data.resample import ROWS, GapPolicy, fill_series, nonexistent_slots
-from energy_env.data.sources import (
-    LoadReport,
-    RawRows,
-    Source,
-    SourceOptions,
-    TimeWindow,
-    ValueSpec,
-    assemble_grid,
-    pivot,
-    validate_rows,
-)
+from energy_env.data.rows import RawRows, Source, TimeWindow, ValueSpec, validate_rows
+from energy_env.data.sources import SourceOptions, open_source
 from energy_env.data.tables import CAISO_PRICE_KWH
 
 DEFAULT_NODE = "DLAP_PGAE-APND"  # PG&E's default load aggregation point
@@ -160,24 +153,29 @@ class PriceSourceOptions(SourceOptions):
     original team's table has one market and ignores it. The rest: :class:`SourceOptions`.
     """
 
-    source: Literal["file", "postgres", "supabase"] = "file"
     table: str = CAISO_PRICE_KWH.default_table
     node: str = DEFAULT_NODE
     market: str | None = DEFAULT_MARKET
     gap_fill: str = "interpolate"
 
     @classmethod
-    def from_config(cls, wholesale_cfg: Any, database_cfg: Any = None) -> "PriceSourceOptions":
-        """From ``EnvConfig.tariff.wholesale`` (and ``EnvConfig.database``); absent fields take the defaults."""
-        return cls(**cls._kwargs_from_config(wholesale_cfg, database_cfg, extra=("source", "node", "market")))
+    def from_config(cls, wholesale: WholesaleConfig, database: DatabaseConfig | None = None) -> "PriceSourceOptions":
+        """From ``EnvConfig.tariff.wholesale`` and ``EnvConfig.database`` (None: the default connection settings)."""
+        return cls(
+            source=wholesale.source,
+            path=wholesale.path,
+            table=wholesale.table,
+            node=wholesale.node,
+            market=wholesale.market,
+            gap_fill=wholesale.gap_fill,
+            max_gap_intervals=wholesale.max_gap_intervals,  # null in a config means no limit
+            database=database if database is not None else DatabaseConfig(),
+        )
 
 
 def open_price_source(options: PriceSourceOptions) -> Source:
-    """The :class:`~energy_env.data.sources.Source` holding the prices."""
-    from energy_env.data.sources import CONNECTION_FIELDS, ExternalDataOptions, open_source
-
-    shared = {n: getattr(options, n) for n in ("path", "table", *CONNECTION_FIELDS)}
-    return open_source(ExternalDataOptions(source=options.source, **shared))
+    """The :class:`~energy_env.data.rows.Source` holding the prices."""
+    return open_source(options)
 
 
 def load_price_series(options: PriceSourceOptions, source: Source | None = None) -> PriceSeries:

@@ -1,6 +1,6 @@
 """Checks that keep external data from changing silently: rows isolated in time, implausible values.
 
-Two kinds of check, both run by :func:`~energy_env.data.sources.rows_to_dataset` (and the first by
+Two kinds of check, both run by :func:`~energy_env.data.assemble.rows_to_dataset` (and the first by
 the CAISO price loader too):
 
 * :func:`isolated_in_time`: rows far from the bulk of the table (a timestamp from another century

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -54,6 +55,24 @@ MIN_PV_IRRADIANCE_CORRELATION = 0.5
 def _row_ref(row0: int) -> str:
     """A 0-based array index as the message's 1-based data row."""
     return f"data row {row0 + 1} (file line {row0 + 2})"
+
+
+@dataclass(frozen=True)
+class CityLearnLocator:
+    """A :class:`~energy_env.data.dataset.Locator` for a CityLearn data set: every 30-minute slot
+    is half of one hourly row, e.g. ``".../Building_5.csv data row 4321 (file line 4322)"``.
+
+    Attributes:
+        files: household id -> its ``Building_N.csv``.
+        start: the naive local time of data row 1.
+    """
+
+    files: Mapping[str, str]
+    start: pd.Timestamp
+
+    def __call__(self, household_id: str, timestamp: pd.Timestamp) -> str:
+        row0 = int((pd.Timestamp(timestamp) - self.start) // pd.Timedelta(hours=1))
+        return f"{self.files[household_id]} {_row_ref(row0)}"
 
 
 def _read_schema(folder: Path) -> dict:
@@ -229,12 +248,13 @@ def load_citylearn(
     weather_file = folder / weather_files.pop()
 
     start = pd.Timestamp(start_year, START_MONTH, START_DAY)
-    series, capacities = {}, {}
+    series, capacities, files = {}, {}, {}
     first_file, rows = None, None
     for name in chosen:
         entry = entries[name] if isinstance(entries[name], dict) else {}
         capacities[name] = _pv_capacity_kw(schema_file, name, entry)
         file = folder / entry.get("energy_simulation", f"{name}.csv")
+        files[name] = str(file.absolute())
         cols = _read_csv(file, BUILDING_COLUMNS)
         n = len(cols["hour"])
         if rows is None:
@@ -291,4 +311,6 @@ def load_citylearn(
         temperature_c=np.repeat(weather["outdoor_dry_bulb_temperature"], _HALVES_PER_HOUR),
         irradiance_w_per_m2=np.repeat(irradiance, _HALVES_PER_HOUR),
         flags=flags,
+        source=f"citylearn {folder.absolute()}",
+        locator=CityLearnLocator({n: files[n] for n in keep}, start),
     )

@@ -3,17 +3,30 @@
 Arrays are laid out ``(T, N)`` (interval, household) so that one step reads one contiguous row,
 and a batch of scenarios gathers rows with one fancy index. Everything here is read-only after
 construction and is shared, not copied, by every env built on it.
+
+A data set also says where it came from: :attr:`Dataset.source` (a description without
+credentials), :meth:`Dataset.fingerprint` (a hash of its ids, clock and values),
+:attr:`Dataset.load_report` (what the loader did to the rows) and :meth:`Dataset.locate` (the file
+line or table rows behind one household and interval, for error messages).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
 
 from energy_env.config import INTERVALS_PER_DAY
 from energy_env.data.redact import redact
+
+if TYPE_CHECKING:  # report.py imports this module (through resample.py): no runtime import
+    from energy_env.data.report import LoadReport
+
+FINGERPRINT_VERSION = b"wattshare-dataset-v1"
 
 TEST_DAYS_PER_MONTH = 7  # the last 7 days of every month are test days
 
@@ -27,6 +40,17 @@ class DataError(ValueError):
 
     def __init__(self, message: object = "", *args: object) -> None:
         super().__init__(redact(message), *args)
+
+
+class Locator(Protocol):
+    """Names where the value of one household at one naive local slot came from.
+
+    Returns e.g. ``"file /data/homes.csv lines 1234-1235"``; called on error paths only, so it may
+    re-read its file (it keeps nothing per cell in memory). Implementations: ``files.FileLocator``,
+    ``rows.TableLocator``, ``citylearn.CityLearnLocator``.
+    """
+
+    def __call__(self, household_id: str, timestamp: pd.Timestamp) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,11 @@ class Dataset:
         irradiance_w_per_m2: ``(T,)`` global horizontal irradiance, or None.
         flags: household id -> reason, for homes the loader found suspicious, whether or not they are
             in this data set (faulty homes are left out unless asked for).
+        source: where the data came from, without credentials, e.g. ``"file /data/homes.csv"`` or
+            ``"postgres user@host:5432/db table public.consumption"``; "" = :attr:`name`.
+        locator: names the file line / table rows behind a (household, slot); see :meth:`locate`.
+        load_report: what the loader did to the rows (external sources; None for synthetic and
+            CityLearn data). It describes the whole load, also after :meth:`select`.
     """
 
     name: str
@@ -56,8 +85,13 @@ class Dataset:
     temperature_c: np.ndarray | None = None
     irradiance_w_per_m2: np.ndarray | None = None
     flags: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+    locator: Locator | None = field(default=None, compare=False, repr=False)
+    load_report: "LoadReport | None" = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if not self.source:
+            object.__setattr__(self, "source", self.name)  # frozen: the one place a field is set late
         validate_dataset(self)
         for arr in (self.load_kwh, self.pv_kwh, self.pv_capacity_kw, self.temperature_c, self.irradiance_w_per_m2):
             if arr is not None:
@@ -109,7 +143,68 @@ class Dataset:
             temperature_c=self.temperature_c,
             irradiance_w_per_m2=self.irradiance_w_per_m2,
             flags=dict(self.flags),  # flags describe the source, kept homes or not
+            source=self.source,
+            locator=self.locator,  # keyed by household id, so valid for any selection
+            load_report=self.load_report,
         )
+
+    def fingerprint(self) -> str:
+        """sha256 hex of the ids, timestamps, load and PV (see :func:`dataset_fingerprint`); computed once."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:  # the arrays are read-only, so the hash cannot go stale
+            cached = dataset_fingerprint(self.household_ids, self.timestamps, self.load_kwh, self.pv_kwh)
+            object.__setattr__(self, "_fingerprint", cached)
+        return cached
+
+    def locate(self, household_index: int, interval_index: int) -> str:
+        """Where the load and PV of one household in one interval came from, for an error message.
+
+        E.g. ``"file /data/homes.csv lines 1234-1235 (household h7, 2025-07-01 18:00 local)"``,
+        ``"postgres u@db:5432/x table public.consumption: the row of household 'h7' with
+        interval_start_utc = 2025-07-02T01:00Z (household h7, 2025-07-01 18:00 local)"``, or for
+        data without a locator (synthetic) ``"synthetic(n=10, ...) (household household_3, ...)"``.
+        Indices as into ``load_kwh[interval_index, household_index]``.
+        """
+        household = self.household_ids[household_index]
+        timestamp = self.timestamps[interval_index]
+        when = f"household {household}, {timestamp:%Y-%m-%d %H:%M} local"
+        if self.locator is None:
+            return redact(f"{self.source} ({when})")
+        try:
+            where = self.locator(household, timestamp)
+        except Exception as err:  # noqa: BLE001 - an error path: never hide the caller's error behind this one
+            where = f"{self.source} (its rows could not be re-read: {type(err).__name__}: {err})"
+        return redact(f"{where} ({when})")
+
+    def provenance(self) -> dict[str, Any]:
+        """JSON-ready: which homes, which source, which hash (and the load report, where there is one)."""
+        return {
+            "source": self.source,
+            "name": self.name,
+            "household_ids": list(self.household_ids),
+            "first_interval": str(self.timestamps[0]),
+            "last_interval": str(self.timestamps[-1]),
+            "num_intervals": self.num_intervals,
+            "fingerprint_sha256": self.fingerprint(),
+            "load_report": self.load_report.to_dict() if self.load_report is not None else None,
+        }
+
+
+def dataset_fingerprint(
+    household_ids: Sequence[str], timestamps: pd.DatetimeIndex, load_kwh: np.ndarray, pv_kwh: np.ndarray
+) -> str:
+    """sha256 hex of a data set's content: shape and ids (JSON), then the raw bytes of the timestamps
+    (int64 ns) and of ``load_kwh`` and ``pv_kwh`` ((T, N) float64, C order), all little-endian.
+
+    Equal for equal data on any machine; any changed value, id, order or timestamp changes it.
+    Hashes the arrays in place (no copy when they are float64 and contiguous, as data sets are).
+    """
+    digest = hashlib.sha256(FINGERPRINT_VERSION)
+    digest.update(json.dumps({"shape": list(load_kwh.shape), "ids": list(household_ids)}).encode())
+    digest.update(np.ascontiguousarray(pd.DatetimeIndex(timestamps).as_unit("ns").asi8, dtype="<i8"))
+    for arr in (load_kwh, pv_kwh):
+        digest.update(np.ascontiguousarray(arr, dtype="<f8"))
+    return digest.hexdigest()
 
 
 def validate_dataset(ds: Dataset) -> None:

@@ -9,7 +9,7 @@
   transaction (so the count and the rows see the same snapshot), fetch through a server-side cursor
   ``page_rows`` at a time, in a stable order (key, time), and check the number of rows against
   ``count(*)``. Ids are compared without surrounding whitespace (``btrim``), the package's one rule
-  for ids (:func:`~energy_env.data.sources.clean_id`).
+  for ids (:func:`~energy_env.data.rows.clean_id`).
 * Writes (``wattshare import``) go in batches: COPY into a temporary table, then
   ``INSERT ... ON CONFLICT (primary key) DO UPDATE ... WHERE IS DISTINCT FROM``, one transaction per
   batch. Running an import twice leaves the same rows, and the report says how many rows were
@@ -27,7 +27,9 @@ import pandas as pd
 
 from energy_env.data.dataset import DataError
 from energy_env.data.resample import KEY, TS
-from energy_env.data.sources import ID_WHITESPACE, RawRows, TimeWindow, clean_id, read_setting, redact
+from energy_env.data.redact import redact
+from energy_env.data.rows import ID_WHITESPACE, RawRows, TableLocator, TimeWindow, clean_id, natural_key
+from energy_env.data.settings import read_setting
 from energy_env.data.tables import (
     CONSUMPTION,
     Layout,
@@ -91,7 +93,7 @@ def describe_dsn(dsn: str) -> str:
 
 
 class PostgresSource:
-    """A PostgreSQL database as a :class:`~energy_env.data.sources.Source` and an import target."""
+    """A PostgreSQL database as a :class:`~energy_env.data.rows.Source` and an import target."""
 
     def __init__(self, dsn: str, schema: str = "public", page_rows: int = 1000, connect_timeout_s: int = 10) -> None:
         _require_psycopg()
@@ -242,7 +244,7 @@ class PostgresSource:
         return frame, int(expected)
 
     def list_households(self, table: str, window: TimeWindow) -> list[str]:
-        """Distinct household ids with rows in ``window`` (on the server)."""
+        """Distinct household ids with rows in ``window`` (on the server), in natural order (a table has no order)."""
         with self.connect() as conn:
             layout, cols = self._checked_columns(conn, table, CONSUMPTION)
             conds, params = self._time_filter(cols["ts"], layout, window)
@@ -252,7 +254,7 @@ class PostgresSource:
                 with conn.transaction():
                     conn.execute(_UTC)
                     rows = conn.execute(q, [ID_WHITESPACE, *params]).fetchall()
-                    return [r[0] for r in rows if r[0] is not None and r[0] != ""]
+                    return sorted((r[0] for r in rows if r[0] is not None and r[0] != ""), key=natural_key)
             except psycopg.Error as err:
                 raise self._error(err, table, "listing households") from None
 
@@ -265,7 +267,9 @@ class PostgresSource:
         params.extend([ID_WHITESPACE, [clean_id(h) for h in households]])
         frame, expected = self._read(table, layout, cols, conds, params)
         frame = frame.rename(columns={"key": KEY, "ts": TS})
-        return RawRows(frame, self._where(table), "utc", _result_row_ref(cols), layout, expected)
+        where = self._where(table)
+        locator = lambda minutes: TableLocator(where, cols["key"][0], cols["ts"][0], minutes, window.tz)  # noqa: E731
+        return RawRows(frame, where, "utc", _result_row_ref(cols), layout, expected, locator=locator)
 
     def read_pricing(self, table: str, node: str, market: str | None, window: TimeWindow) -> RawRows:
         """Price rows of ``node`` (and ``market`` where the layout has one) in ``window``."""

@@ -5,7 +5,7 @@
   the URL (``https://user:pass@host``), are never printed: every message passes through
   :func:`~energy_env.data.redact.redact`, and ``repr`` / messages name the host only.
 * Ids are matched without surrounding whitespace, the package's one rule
-  (:func:`~energy_env.data.sources.clean_id`): text ids are filtered with a regular expression
+  (:func:`~energy_env.data.rows.clean_id`): text ids are filtered with a regular expression
   (PostgREST ``match``, ``^[ \t...]*(h1|h2)[ \t...]*$``), numeric ids with ``in``.
 * Paging: PostgREST returns at most ``max-rows`` rows per request (1,000 on Supabase by default)
   whatever is asked, so every read pages with ``.range(offset, offset + page - 1)`` in a stable order
@@ -33,7 +33,9 @@ import pandas as pd
 from energy_env.data.dataset import DataError
 from energy_env.data.postgres import WriteReport
 from energy_env.data.resample import KEY, TS
-from energy_env.data.sources import ID_WHITESPACE, RawRows, TimeWindow, clean_id, read_setting, redact
+from energy_env.data.redact import redact
+from energy_env.data.rows import ID_WHITESPACE, RawRows, TableLocator, TimeWindow, clean_id, natural_key
+from energy_env.data.settings import read_setting
 from energy_env.data.tables import CONSUMPTION, Layout, detect_pricing_layout, match_columns, validate_identifier
 
 URL_NAMES = ("SUPABASE_URL",)
@@ -239,7 +241,10 @@ class SupabaseSource:
     # ---------------------------------------------------------------------------------------- reads
 
     def list_households(self, table: str, window: TimeWindow) -> list[str]:
-        """Household ids with rows in ``window``: one ordered request per household (no DISTINCT in PostgREST)."""
+        """Household ids with rows in ``window``, in natural order (a table has no order).
+
+        One ordered request per household (no DISTINCT in PostgREST).
+        """
         found = self._layout_columns(table, CONSUMPTION)
         if found is None:
             return []
@@ -256,7 +261,7 @@ class SupabaseSource:
             q = q.order(_quoted(key)).limit(1)
             resp = self._execute(q, table, "listing households")
             if not resp.data:
-                return ids
+                return sorted(ids, key=natural_key)  # the server's text order puts h10 before h2
             last = str(resp.data[0][key])
             if last in seen:  # a server that ignores the gt filter would loop forever
                 raise DataError(f"{self._where(table)}: listing households returned {last!r} twice; the filter {key}=gt. was not applied")
@@ -280,7 +285,9 @@ class SupabaseSource:
         frame = pd.DataFrame.from_records([[row.get(cols[r]) for r in roles] for row in rows], columns=roles)
         frame = frame.rename(columns={"key": KEY, "ts": TS})
         ref = lambda i: f"row {i + 1} of the result (ordered by {cols['key']}, {cols['ts']})"  # noqa: E731
-        return RawRows(frame, self._where(table), "utc", ref, layout, count)
+        where = self._where(table)
+        locator = lambda minutes: TableLocator(where, cols["key"], cols["ts"], minutes, window.tz)  # noqa: E731
+        return RawRows(frame, where, "utc", ref, layout, count, locator=locator)
 
     def read_pricing(self, table: str, node: str, market: str | None, window: TimeWindow) -> RawRows:
         """Price rows of one node (and market, where the layout has one) in ``window``, paged and counted."""

@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=1, help="average the synthetic side over this many seeds")
     ap.add_argument("--year", type=int, default=2025)
     ap.add_argument("--citylearn", type=Path, default=DEFAULT_CITYLEARN)
+    ap.add_argument("--config", default=None, help="a run YAML: compare against its homes (your own data) instead of CityLearn")
     args = ap.parse_args(argv)
 
     runs, elapsed = [], []
@@ -148,10 +149,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"synthetic: {args.households} homes, year {args.year}, {seeds}; generated in {np.mean(elapsed):.2f} s each")
     real = None
     try:
-        real_ds = load_citylearn(args.citylearn)
+        if args.config:
+            from energy_env.data import load_dataset
+            from train.run_config import load_run_config
+
+            env = load_run_config(args.config).env
+            real_ds = load_dataset(env.data, env.households_to_load, env.seed, env.database)
+        else:
+            real_ds = load_citylearn(args.citylearn)
         real = community_stats(real_ds)
-        print(f"real:      {real_ds.name} ({real_ds.num_households} homes; flagged and dropped: "
-              f"{', '.join(sorted(real_ds.flags, key=lambda s: int(s.split('_')[1])))})")
+        dropped = ", ".join(sorted(real_ds.flags, key=lambda s: int(s.split("_")[1]) if s.split("_")[-1].isdigit() else 0))
+        print(f"real:      {real_ds.name} ({real_ds.num_households} homes; flagged and dropped: {dropped or 'none'})")
     except DataError as err:
         print(f"real:      skipped ({err})")
     print()

@@ -66,11 +66,14 @@ def citylearn_round(python: str, schema: Path, seconds: float) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def wattshare_env(data: Path):
-    import energy_env
+def wattshare_env(data: Path, config: str | None = None):
+    """wattshare's env on the 17 CityLearn homes; ``config``: a run YAML for the rest (battery, market, tariff)."""
+    from energy_env.env import WattshareParallelEnv
+    from train.run_config import load_run_config
 
     t0 = time.perf_counter()
-    env = energy_env.parallel_env(num_households=17, data={"source": "citylearn", "path": str(data), "include_faulty": True})
+    base = load_run_config(config).env  # the data are always the CityLearn homes CityLearn steps too
+    env = WattshareParallelEnv(base, num_households=17, data={"source": "citylearn", "path": str(data), "include_faulty": True})
     env.reset(options={"start_interval": 0})
     return env, time.perf_counter() - t0
 
@@ -115,6 +118,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="timing per round and simulator")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--config", default=None, help="a run YAML for wattshare's side (its data stay the CityLearn homes)")
     args = parser.parse_args()
     schema = args.data / "schema.json"
     if not schema.exists():
@@ -123,7 +127,7 @@ def main() -> None:
     if check.returncode != 0:
         sys.exit(f"citylearn is not importable by {args.citylearn_python}: install it in its own venv (see --help)")
 
-    env, ws_build = wattshare_env(args.data)
+    env, ws_build = wattshare_env(args.data, args.config)
     cl, ws, wv = [], [], []
     for r in range(args.rounds):
         cl.append(citylearn_round(args.citylearn_python, schema, args.seconds))

@@ -65,6 +65,8 @@ def run(dataset: Dataset, kinds: list[str], cfg: ForecasterConfig, workers: int 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None,
+                        help="a run YAML: score its homes (its forecasting section as the settings) instead of CityLearn and synthetic")
     parser.add_argument("--homes", default="10", help="CityLearn homes: a number (the first N kept) or 'all'")
     parser.add_argument("--kinds", default="per_home,shared", help="comma-separated: per_home, shared")
     parser.add_argument("--workers", type=int, default=None, help="processes for per-home models (default 2)")
@@ -78,6 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ForecasterConfig().replace(max_epochs=args.epochs)
     print(f"CPU cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} (other processes slow the wall time)")
     results = []
+    if args.config:
+        from energy_env.data import load_dataset
+        from train.run_config import load_run_config
+
+        run_cfg = load_run_config(args.config)
+        env = run_cfg.env
+        ds = load_dataset(env.data, env.households_to_load, env.seed, env.database)
+        results.append(run(ds, kinds, run_cfg.forecasting.replace(max_epochs=args.epochs), args.workers))
+        args.skip_citylearn = args.skip_synthetic = True
     if not args.skip_citylearn:
         if CITYLEARN.exists():
             ds = load_citylearn(str(CITYLEARN))

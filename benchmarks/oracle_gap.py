@@ -47,11 +47,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--citylearn", type=Path, default=DEFAULT_CITYLEARN)
     parser.add_argument("--synthetic", action="store_true", help="the default synthetic community instead")
+    parser.add_argument("--config", default=None, help="a run YAML: its community instead")
     parser.add_argument("--month", type=int, default=9, help="the test week of this month (default 9)")
     parser.add_argument("--evaluations", type=int, default=20, help="price vectors tried by the dual ascent")
     parser.add_argument("--home-groups", type=int, default=6, help="random groups of 4 homes re-solved")
     args = parser.parse_args(argv)
-    if args.synthetic:
+    if args.config:
+        from train.run_config import load_run_config
+
+        community = build_community(load_run_config(args.config).env)
+    elif args.synthetic:
         community = build_community(make_config())
     elif not (args.citylearn / "schema.json").exists():
         print(f"CityLearn data not found at {args.citylearn}: skipped")

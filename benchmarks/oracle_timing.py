@@ -68,7 +68,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per week for a MILP (default 120)")
     parser.add_argument("--citylearn", type=Path, default=DEFAULT_CITYLEARN)
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--config", default=None, help="a run YAML: time its community's test weeks instead of the defaults")
     args = parser.parse_args(argv)
+    if args.config:
+        from train.run_config import load_run_config
+
+        run(args.config, build_community(load_run_config(args.config).env), args.time_limit)
+        return
     if not args.skip_synthetic:
         run("synthetic (default config)", build_community(make_config()), args.time_limit)
     if not (args.citylearn / "schema.json").exists():

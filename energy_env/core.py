@@ -307,8 +307,9 @@ def serve_load(dataset: Dataset, cfg: EnvConfig) -> tuple[Dataset, np.ndarray]:
         r, h = np.argwhere(over)[0]
         homes = int(over.any(axis=0).sum())
         raise DataError(
-            f"{dataset.name}: household {dataset.household_ids[h]} needs {dataset.load_kwh[r, h] - dataset.pv_kwh[r, h]:.3f} kWh "
-            f"from the grid at {dataset.timestamps[r]} (interval {r}), above its grid.import_limit_kwh of {limit[h]:g} kWh "
+            f"{dataset.locate(int(h), int(r))}: household {dataset.household_ids[h]} needs "
+            f"{dataset.load_kwh[r, h] - dataset.pv_kwh[r, h]:.3f} kWh from the grid at {dataset.timestamps[r]} (interval {r}), "
+            f"above its grid.import_limit_kwh of {limit[h]:g} kWh "
             f"per interval ({int(over.sum())} intervals of {homes} home(s) exceed their limit). Raise that home's limit "
             "(grid.import_limit_kwh takes a list, one value per home), or set grid.over_limit: unserved to run it with "
             "the excess shed and counted as unserved_kwh"

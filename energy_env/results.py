@@ -143,6 +143,7 @@ def results_json(community: Community, traj: dict[str, np.ndarray], policy_name:
     return {
         "policy": policy_name,
         "dataset": data.dataset.name,
+        "data": data.dataset.provenance(),  # which homes, which source, the data's fingerprint
         "pricing": data.pricing_description,
         "forecast_provider": data.forecast_name,
         "market_mechanism": community.params.mechanism,

@@ -39,7 +39,7 @@ def save_checkpoint(
     meta = checkpoint.make_meta(
         name=policy.name, mode=policy.mode, community=community, network=checkpoint.network_spec(nets[0]),
         residual_base=policy.residual_base, residual_scale=policy.residual_scale, household_steps=steps,
-        extra={"dataset": community.dataset.name, "settings": settings.model_dump(mode="json"), "config": community.config.model_dump(mode="json")},
+        extra={"dataset": community.dataset.name, "data": _trained_on(community), "settings": settings.model_dump(mode="json"), "config": community.config.model_dump(mode="json")},
     )
     arrays = {"mean": np.stack([n.mean for n in policy.normalizers]), "var": np.stack([n.var for n in policy.normalizers]), **(running or {})}
     checkpoint.write_checkpoint(out, meta, nets, arrays)
@@ -52,3 +52,9 @@ def default_output(community: Community, mode: str, residual_base: str | None = 
 
     variant = f"ppo_{mode}" + (f"_residual_{residual_base}" if residual_base else "")
     return Path(root) / dataset_slug(community.dataset) / variant
+
+
+def _trained_on(community: Community) -> dict:
+    """Which homes of which source (and the data's fingerprint) a checkpoint was trained on."""
+    ds = community.dataset
+    return {"source": ds.source, "household_ids": list(ds.household_ids), "fingerprint_sha256": ds.fingerprint()}

@@ -98,7 +98,6 @@ def announce_data(dataset) -> None:
     """Print, at the start of a command, which homes of which source it runs on (and the load report)."""
     ids = list(dataset.household_ids)
     shown = ", ".join(ids[:8]) + (f", ... ({len(ids)} in all)" if len(ids) > 8 else "")
-    print(f"data: {dataset.name}: {len(ids)} homes x {dataset.num_days} days ({shown})")
-    report = getattr(dataset, "load_report", None)
-    if report:
-        print(report if isinstance(report, str) else report.summary())
+    print(f"data: {dataset.source}: {len(ids)} homes x {dataset.num_days} days ({shown}); fingerprint {dataset.fingerprint()[:12]}")
+    if dataset.load_report is not None:
+        print(dataset.load_report.summary())

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from energy_env.config import INTERVALS_PER_DAY, ConfigError, EnvConfig, per_household_lists_problem
-from energy_env.core import CommunityData, CommunityParams, build_data, build_params
+from energy_env.core import CommunityData, CommunityParams
+from energy_env.precompute import build_data, build_params
 from energy_env.data import Dataset, load_dataset
 from energy_env.forecast import ForecastProvider
 from energy_env.memory import check_memory

@@ -27,7 +27,7 @@ import(t) = clip(multiplier * wholesale(t) + adder, floor, cap)          $/kWh, 
   (published the day before), optimistic for the real-time market.
 
 The functions here are pure (arrays in, arrays out); :func:`wholesale_indexed_price_table` is the
-one-call glue that ``core.build_data`` uses, reading the series named by the config.
+one-call glue that ``precompute.build_data`` uses, reading the series named by the config.
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ drawn from the train split by the seed, or chosen with ``reset(options={"day": d
 
 from __future__ import annotations
 
-import warnings
 from itertools import repeat
 from typing import Any
 
@@ -19,7 +18,7 @@ from pettingzoo.utils.conversions import parallel_to_aec
 
 from energy_env import core, kernel
 from energy_env.community import Community, build_community
-from energy_env.config import INTERVALS_PER_DAY, EnvConfig, load_config, make_config
+from energy_env.config import EnvConfig, load_config, make_config
 from energy_env.data.dataset import Dataset
 from energy_env.episodes import RESET_OPTIONS, episode_start  # noqa: F401 (re-exported: the env's reset options)
 from energy_env.forecast import ForecastProvider

@@ -438,3 +438,8 @@ def build_price_table(timestamps: pd.DatetimeIndex, cfg: TariffConfig) -> PriceT
         description=describe_tariff(cfg),
         off_peak_import_usd_per_kwh=off_peak,
     )
+
+
+def baseline_credit_kwh(import_kwh: np.ndarray, used_before_kwh: np.ndarray, allowance_kwh: np.ndarray) -> np.ndarray:
+    """Part of this interval's grid import that falls within what is left of today's allowance."""
+    return np.minimum(import_kwh, np.maximum(allowance_kwh - used_before_kwh, 0.0))

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from energy_env.data import Dataset
+from energy_env.data import DataError, Dataset
 from forecasting import data as fdata
 from forecasting.evaluate import evaluate, format_target, target_check
 from forecasting.metrics import format_table

@@ -6,6 +6,8 @@ from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 
 from energy_env import core, kernel
@@ -124,3 +126,35 @@ def test_fallback_env_variable(monkeypatch):
     assert not kernel.compiled_available()
     monkeypatch.setenv("WATTSHARE_KERNEL", "compiled")
     assert kernel.compiled_available()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 9),
+    mechanism=st.sampled_from(["sdr", "mid_market", "bill_sharing", "none"]),
+    reward=st.sampled_from(["cost", "savings"]),
+    wear=st.sampled_from([0.0, 0.02]),
+    loss=st.floats(0.0, 0.3),
+    grid_charging=st.booleans(),
+    credit=st.booleans(),
+    terminal=st.sampled_from([None, 0.25]),
+    tight=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_random_configurations_identical_to_numpy(n, mechanism, reward, wear, loss, grid_charging, credit, terminal, tight, seed):
+    """Every mechanism, reward kind, wear, loss, per-home limits and mixed capacities: kernel == numpy."""
+    from energy_env.community import build_community
+    from energy_env.config import make_config
+    from energy_env.data.synthetic import generate_synthetic
+
+    rng = np.random.default_rng(seed)
+    caps = rng.choice([0.0, 5.0, 13.5, 20.0], n).tolist()
+    limits = rng.uniform(0.5, 3.0, n).tolist() if tight else rng.uniform(8.0, 12.0, n).tolist()
+    cfg = make_config(
+        num_households=n, market={"mechanism": mechanism, "transmission_loss": loss}, reward={"kind": reward},
+        battery={"capacity_kwh": caps, "degradation_cost_usd_per_kwh": wear, "charge_from_grid": grid_charging},
+        grid={"import_limit_kwh": limits, "export_limit_kwh": rng.uniform(0.0, 4.0, n).tolist(), "over_limit": "unserved"},
+        tariff={"baseline_credit": credit, "terminal_price_usd_per_kwh": terminal},
+    )
+    com = build_community(cfg, dataset=generate_synthetic(n, 2025, seed, num_days=21))
+    _assert_same_trajectory(com, scenarios=2, steps=60, seed=seed, scale=2.0)

@@ -2,9 +2,8 @@
 
 Building a community holds the data set, its prices, forecasts, baseline and market arrays,
 and the temporaries of precomputing them, all ``(T, N)``. Its peak grows linearly with
-household-intervals; :data:`PEAK_BYTES_PER_HOUSEHOLD_INTERVAL` is the measured slope (a year of
-the synthetic default: 0.87 GB peak RSS at 200 homes, 3.2 GB at 1,000, 6.0 GB at 2,000, i.e.
-about 165 bytes per household-interval above the interpreter's 0.25 GB; see docs/scaling.md).
+household-intervals; :data:`PEAK_BYTES_PER_HOUSEHOLD_INTERVAL` is the measured slope (the
+measurement and its command are in docs/scaling.md, "Memory").
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import os
 
 from energy_env.config import ConfigError
 
-PEAK_BYTES_PER_HOUSEHOLD_INTERVAL = 176  # measured 165, rounded up to a multiple of 16
+PEAK_BYTES_PER_HOUSEHOLD_INTERVAL = 176  # the measured slope, rounded up (docs/scaling.md)
 
 
 def estimate_build_bytes(num_intervals: int, num_households: int) -> int:

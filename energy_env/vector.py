@@ -4,7 +4,8 @@ The PettingZoo env (:mod:`energy_env.env`) is the reference API; it pays for a d
 every step. Training a shared policy needs none of that: these envs step ``B`` scenarios of ``N``
 households at once with one call of the core and hand back flat arrays.
 
-* :class:`WattshareVecEnv` is a Stable-Baselines3 ``VecEnv``;
+* :class:`WattshareVecEnv` is a Stable-Baselines3 ``VecEnv`` (in :mod:`energy_env.sb3_vec`, loaded on
+  first use: SB3 comes with the ``[train]`` extra);
 * :class:`WattshareVectorEnv` is a gymnasium ``VectorEnv`` (next-step or same-step autoreset).
 
 Both run on :class:`BatchedEpisodes`. Sub-env ``b * N + i`` is household ``i`` of scenario ``b``;
@@ -24,7 +25,6 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
-from stable_baselines3.common.vec_env import VecEnv
 
 from energy_env import core, kernel
 from energy_env.community import Community
@@ -134,7 +134,7 @@ def _resolve_info_fields(info_fields: Sequence[str] | str) -> tuple[str, ...]:
     return names
 
 
-def _info_columns(result: core.StepResult, names: tuple[str, ...], num_households: int) -> dict[str, np.ndarray]:
+def info_columns(result: core.StepResult, names: tuple[str, ...], num_households: int) -> dict[str, np.ndarray]:
     """Info fields as flat ``(B * N,)`` arrays (per-scenario values repeated for each household)."""
     out = {}
     for name in names:
@@ -143,8 +143,8 @@ def _info_columns(result: core.StepResult, names: tuple[str, ...], num_household
     return out
 
 
-class _SharedSetup:
-    """What both front ends build the same way: community, engine, spaces."""
+class SharedVectorSetup:
+    """What every vectorised front end builds the same way: community, engine, spaces (and the SB3 one, energy_env.sb3_vec)."""
 
     def _setup(
         self,
@@ -179,90 +179,7 @@ class _SharedSetup:
         return actions.reshape(self.num_scenarios, self.num_households)
 
 
-class WattshareVecEnv(_SharedSetup, VecEnv):
-    """Stable-Baselines3 ``VecEnv``: ``num_envs = num_scenarios * N`` households for a shared policy.
-
-    Episodes end by termination (as in the PettingZoo env); the finished scenario is reset in the
-    same step and each of its households' infos carries ``terminal_observation`` and
-    ``TimeLimit.truncated`` (False), as SB3 expects. Other infos are empty unless ``info_fields``
-    names :data:`~energy_env.env.INFO_FIELDS` / ``SCENARIO_INFO_FIELDS`` (or ``"all"``); building
-    a dict per household costs time, so training leaves them out.
-
-    >>> venv = WattshareVecEnv(num_scenarios=4, num_households=10)
-    >>> venv.seed(0); obs = venv.reset()     # (40, obs_dim)
-    """
-
-    def __init__(
-        self,
-        num_scenarios: int = 1,
-        config: EnvConfig | None = None,
-        *,
-        dataset: Dataset | None = None,
-        forecast_provider: ForecastProvider | None = None,
-        community: Community | None = None,
-        split: str = "train",
-        info_fields: Sequence[str] | str = (),
-        **overrides: Any,
-    ) -> None:
-        self._setup(num_scenarios, config, dataset, forecast_provider, community, split, info_fields, overrides)
-        self.render_mode = None
-        self._pending_actions: np.ndarray | None = None
-        super().__init__(self.num_scenarios * self.num_households, self._single_obs_space, self._single_act_space)
-
-    def reset(self) -> np.ndarray:
-        n = self.num_households
-        seeds = self._seeds[::n]  # a scenario takes the seed of its first household
-        options = [dict(o) for o in self._options[::n]]
-        obs = self.engine.reset(seeds, options)
-        self._reset_seeds()
-        self._reset_options()
-        return obs.reshape(self.num_envs, -1)
-
-    def step_async(self, actions: np.ndarray) -> None:
-        self._pending_actions = self._actions(actions)
-
-    def step_wait(self):
-        if self._pending_actions is None:
-            raise RuntimeError("step_wait() without step_async()")
-        result = self.engine.step(self._pending_actions)
-        self._pending_actions = None
-        n, num_envs = self.num_households, self.num_envs
-        obs = self.engine.obs.reshape(num_envs, -1)
-        rewards = result.reward.reshape(-1).astype(np.float32)
-        dones = np.repeat(result.done, n)
-        if self.info_fields:
-            columns = _info_columns(result, self.info_fields, n)
-            names = list(columns)
-            infos = [dict(zip(names, row)) for row in zip(*(c.tolist() for c in columns.values()))]
-        else:
-            infos = [{} for _ in range(num_envs)]
-        if result.done.any():
-            terminal = obs  # the observation after the last step; the reset below makes a new array
-            for i in np.flatnonzero(dones).tolist():
-                infos[i]["terminal_observation"] = terminal[i]
-                infos[i]["TimeLimit.truncated"] = False
-            obs = self.engine.reset_scenarios(result.done).reshape(num_envs, -1)
-        return obs, rewards, dones, infos
-
-    def close(self) -> None:
-        return None
-
-    # Every sub-env is a view on this one object, so attribute calls go to it.
-    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
-        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
-
-    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
-        result = getattr(self, method_name)(*method_args, **method_kwargs)
-        return [result for _ in self._get_indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
-        return [False for _ in self._get_indices(indices)]
-
-
-class WattshareVectorEnv(_SharedSetup, VectorEnv):
+class WattshareVectorEnv(SharedVectorSetup, VectorEnv):
     """Gymnasium ``VectorEnv``: ``num_envs = num_scenarios * N`` households for a shared policy.
 
     ``autoreset_mode`` is ``NEXT_STEP`` (gymnasium's default: the step after an episode's end
@@ -352,7 +269,7 @@ class WattshareVectorEnv(_SharedSetup, VectorEnv):
             return {}
         infos: dict[str, Any] = {}
         every = np.ones(self.num_envs, dtype=bool)
-        for name, column in _info_columns(result, self.info_fields, self.num_households).items():
+        for name, column in info_columns(result, self.info_fields, self.num_households).items():
             infos[name] = column
             infos[f"_{name}"] = every  # gymnasium's mask of the sub-envs that have the key
         return infos
@@ -360,3 +277,12 @@ class WattshareVectorEnv(_SharedSetup, VectorEnv):
     def render(self) -> None:
         return None
 
+
+
+def __getattr__(name: str):
+    """``energy_env.vector.WattshareVecEnv`` without importing Stable-Baselines3 before it is asked for."""
+    if name == "WattshareVecEnv":
+        from energy_env.sb3_vec import WattshareVecEnv
+
+        return WattshareVecEnv
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

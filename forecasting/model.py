@@ -3,9 +3,8 @@
 Both are :class:`LSTMForecaster`: a window ``(B, W, F)`` of scaled features in, the next ``H``
 intervals of scaled load and PV ``(B, H, 2)`` out.
 
-* ``per_home``: N independent models, trained one after the other. (Measured on 2 cores: N
-  LSTMs as grouped weights stepped together by batched matmuls trained no faster than a loop over
-  N small ``nn.LSTM``, and inference through ``nn.LSTM``'s fused kernel is twice as fast.)
+* ``per_home``: N independent models, trained one after the other (N small ``nn.LSTM``: grouped
+  weights stepped by batched matmuls were no faster; docs/forecasting.md).
 * ``shared``: one model for all homes; a learned home embedding tells it which home it reads.
 
 :class:`HouseholdForecaster` wraps one home's forecaster with its scaling for export (ONNX).

@@ -50,3 +50,28 @@ def test_no_private_names_across_packages():
                 if private:
                     bad.append(f"{path.relative_to(ROOT)}:{line} imports {module}: {private}")
     assert not bad, "private names used across packages:\n" + "\n".join(bad)
+
+
+def test_the_env_needs_none_of_the_extras():
+    """The base install (numpy, pandas, pydantic, gymnasium, pettingzoo, numba) runs the env: with every
+    package of the extras made unimportable (torch, SB3, Flower, HiGHS, ONNX, the databases, Parquet)
+    the env builds, steps, vectorises and runs the rule-based controller."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for m in ('torch', 'stable_baselines3', 'supersuit', 'flwr', 'highspy', 'scipy', 'onnx', 'onnxruntime',"
+        " 'psycopg', 'supabase', 'pyarrow', 'tqdm', 'matplotlib'): sys.modules[m] = None  # import fails\n"
+        "import numpy as np, energy_env, energy_env.data\n"
+        "from energy_env.vector import WattshareVectorEnv\n"
+        "from energy_env.rollout import rollout\n"
+        "from policies.rule_based import RuleBasedPolicy\n"
+        "env = energy_env.parallel_env(num_households=2); env.reset(seed=0)\n"
+        "env.step({a: np.zeros(1, dtype=np.float32) for a in env.agents})\n"
+        "WattshareVectorEnv(num_scenarios=2, community=env.community).reset(seed=0)\n"
+        "print(rollout(env.community, RuleBasedPolicy().act, np.array([0]), 48)['cost_usd'].shape)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "(48, 1, 2)"

@@ -35,7 +35,7 @@ class PPOSettings(StrictModel):
     net_arch: list[Int] = Field(default_factory=lambda: [64, 64])
     seed: Int = Field(0, ge=0)
     eval_every: Int = Field(250_000, ge=1, description="Household-steps between evaluations on the test weeks.")
-    torch_threads: Int = Field(1, ge=1, description="Tiny MLPs: more threads only contend (6x slower seen on 2 busy cores).")
+    torch_threads: Int = Field(1, ge=1, description="Tiny MLPs: more threads only contend (docs/training.md, Threads).")
     # Residual learning: the policy's output corrects a base controller's setpoint,
     # clip(base + scale * output); None learns the setpoint itself.
     residual_base: str | None = None
@@ -49,7 +49,7 @@ class PPOSettings(StrictModel):
     fed_personal: Literal["none", "head"] = Field("head", description="Federated: layers kept at home (head: output layers).")
     fed_normalizers: Literal["local", "shared"] = Field("local", description="Federated: keep each home's normalisers, or average them too.")
     fed_server_learning_rate: float = Field(
-        2.0, gt=0.0, description="Federated: step of the averaged update (1: plain FedAvg; 2 measured best; 1 under DP or a robust aggregation)."
+        2.0, gt=0.0, description="Federated: step of the averaged update (1: plain FedAvg; docs/federated.md; 1 under DP or a robust aggregation)."
     )
 
     @model_validator(mode="after")

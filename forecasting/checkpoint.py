@@ -28,12 +28,18 @@ class CheckpointError(ValueError):
 
 
 def dataset_slug(dataset: Dataset) -> str:
-    """A folder name for a data set's checkpoints, e.g. ``citylearn_2022`` or ``synthetic_n10_year2025_seed0``."""
+    """A folder name for a data set's checkpoints: its source's name, its size and, for data read
+    from a file, a folder or a database, the start of its fingerprint, so that another selection
+    of homes or edited data never shares a folder, e.g. ``synthetic_n10_year2025_seed0`` or
+    ``citylearn_2022_n14_3fa2c1d9``."""
     name = dataset.name
-    if "/" in name or "\\" in name:  # a CityLearn folder path: its last component names it
+    if "/" in name or "\\" in name:  # a path: its last component names it
         name = Path(name).name
     name = re.sub(r"[=\s]+", "", name)
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "dataset"
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "dataset"
+    if not slug.startswith("synthetic"):  # the synthetic name already says n, year and seed
+        slug = f"{slug}_n{dataset.num_households}_{dataset.fingerprint()[:8]}"
+    return slug
 
 
 def default_checkpoint_path(dataset: Dataset, kind: str = "per_home", root: str | Path = DEFAULT_CHECKPOINT_DIR) -> Path:

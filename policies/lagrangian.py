@@ -50,10 +50,17 @@ class LagrangianRound:
     prices_usd_per_kwh: np.ndarray  # (T,) multipliers of the P2P balance, HiGHS's sign convention
 
 
-def p2p_balance_duals(model: ScheduleModel) -> np.ndarray:
-    """Duals ``(T,)`` of the P2P balance rows in the LP relaxation of ``model`` (HiGHS's sign convention)."""
+def p2p_balance_duals(model: ScheduleModel, solver: str = "simplex") -> np.ndarray:
+    """Duals ``(T,)`` of the P2P balance rows in the LP relaxation of ``model`` (HiGHS's sign convention).
+
+    ``solver``: HiGHS's ``simplex``, or ``ipm`` (interior point, no crossover: faster on large models,
+    duals as good for pricing).
+    """
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
+    h.setOptionValue("solver", solver)
+    if solver == "ipm":
+        h.setOptionValue("run_crossover", "off")
     integrality = model.lp.integrality_
     model.lp.integrality_ = []  # passModel copies: the caller's model keeps its binaries
     try:

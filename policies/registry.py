@@ -20,8 +20,10 @@ def make_oracle(settings: OracleSettings | None = None) -> Policy:
     settings = settings or OracleSettings()
     budget = settings.budget()
     oracle = OraclePolicy(mip_rel_gap=settings.mip_rel_gap, time_limit_s=budget.time_limit_s, node_limit=budget.node_limit,
-                          workers=settings.worker_count())
-    oracle.settings_record = settings.record()
+                          workers=settings.worker_count(), method=settings.method, exact_max_households=settings.exact_max_households,
+                          sample_households=settings.sample_households, passes=settings.passes,
+                          group_households=settings.group_households, engine=settings.engine)
+    oracle.settings = settings
     return oracle
 
 

@@ -60,6 +60,41 @@ class Schedule:
         return self.battery_ac_kwh.shape[0]
 
 
+def episode_problem(
+    community: Community,
+    start: int,
+    length: int,
+    load_kwh: np.ndarray | None = None,
+    pv_kwh: np.ndarray | None = None,
+    soc0_kwh: np.ndarray | None = None,
+    terminal: bool = True,
+    terminal_price_usd_per_kwh: float | None = None,
+) -> ScheduleProblem:
+    """The :class:`ScheduleProblem` of one episode of ``community`` (arguments as for :func:`solve_schedule`)."""
+    params, data = community.params, community.data
+    if getattr(params, "baseline_credit_usd_per_kwh", 0.0) > 0.0:
+        # The credit applies to each home's own imports after the env's pro-rata P2P matching; a
+        # community LP would allocate imports differently and undercut the env, so it is not modelled.
+        raise NotImplementedError("solve_schedule does not model tariff.baseline_credit; switch it off")
+    t_total = data.load_kwh.shape[0]
+    if length < 1 or start < 0 or start + length > t_total:
+        raise ValueError(f"schedule [{start}, {start + length}) runs outside the data set (0..{t_total})")
+    sl = slice(start, start + length)
+    load = np.asarray(data.load_kwh[sl] if load_kwh is None else load_kwh, dtype=np.float64)
+    pv = np.asarray(data.pv_kwh[sl] if pv_kwh is None else pv_kwh, dtype=np.float64)
+    n = params.battery.capacity_kwh.shape[0]
+    if load.shape != (length, n) or pv.shape != (length, n):
+        raise ValueError(f"load/pv must be ({length}, {n}), got {load.shape}/{pv.shape}")
+    soc0 = np.asarray(params.battery.initial_soc_kwh if soc0_kwh is None else soc0_kwh, dtype=np.float64).reshape(n)
+    imp = np.asarray(data.import_usd_per_kwh[sl], dtype=np.float64)
+    exp = np.asarray(data.export_usd_per_kwh[sl], dtype=np.float64)
+    if terminal:
+        tp = float(core.terminal_price(params, data, np.array(start + length - 1)) if terminal_price_usd_per_kwh is None else terminal_price_usd_per_kwh)
+    else:
+        tp = 0.0
+    return ScheduleProblem(params, load, pv, imp, exp, soc0, tp)
+
+
 def solve_schedule(
     community: Community,
     start: int,
@@ -93,32 +128,12 @@ def solve_schedule(
     community's model, also give a second schedule: the cheaper one is kept. Raises :class:`ScheduleError` naming
     HiGHS's model status when there is no feasible schedule.
     """
-    params, data = community.params, community.data
-    if getattr(params, "baseline_credit_usd_per_kwh", 0.0) > 0.0:
-        # The credit applies to each home's own imports after the env's pro-rata P2P matching; a
-        # community LP would allocate imports differently and undercut the env, so it is not modelled.
-        raise NotImplementedError("solve_schedule does not model tariff.baseline_credit; switch it off")
-    t_total = data.load_kwh.shape[0]
-    if length < 1 or start < 0 or start + length > t_total:
-        raise ValueError(f"schedule [{start}, {start + length}) runs outside the data set (0..{t_total})")
-    sl = slice(start, start + length)
-    load = np.asarray(data.load_kwh[sl] if load_kwh is None else load_kwh, dtype=np.float64)
-    pv = np.asarray(data.pv_kwh[sl] if pv_kwh is None else pv_kwh, dtype=np.float64)
-    bp = params.battery
-    n = bp.capacity_kwh.shape[0]
-    if load.shape != (length, n) or pv.shape != (length, n):
-        raise ValueError(f"load/pv must be ({length}, {n}), got {load.shape}/{pv.shape}")
-    soc0 = np.asarray(bp.initial_soc_kwh if soc0_kwh is None else soc0_kwh, dtype=np.float64).reshape(n)
-    imp = np.asarray(data.import_usd_per_kwh[sl], dtype=np.float64)
-    exp = np.asarray(data.export_usd_per_kwh[sl], dtype=np.float64)
-    if terminal:
-        tp = float(core.terminal_price(params, data, np.array(start + length - 1)) if terminal_price_usd_per_kwh is None else terminal_price_usd_per_kwh)
-    else:
-        tp = 0.0
-
-    budget = SearchBudget(time_limit_s, node_limit)
-    problem = ScheduleProblem(params, load, pv, imp, exp, soc0, tp)
+    problem = episode_problem(community, start, length, load_kwh, pv_kwh, soc0_kwh, terminal, terminal_price_usd_per_kwh)
+    n, bp = problem.num_households, problem.params.battery
+    imp, exp, soc0, tp = problem.import_usd_per_kwh, problem.export_usd_per_kwh, problem.soc0_kwh, problem.terminal_price_usd_per_kwh
     model = build_model(problem, meter_binaries)
+    # The budget caps HiGHS's branch and bound; an LP stopped by the clock has no schedule at all.
+    budget = SearchBudget(time_limit_s, node_limit) if model.num_binaries else SearchBudget()
     t0 = time.perf_counter()
     x, status, gap, bound = solve_model(model, mip_rel_gap, budget)
     extra_pairs = simultaneous_cells(x, length * n)

@@ -49,7 +49,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import highspy
 import numpy as np
@@ -129,20 +129,20 @@ class SearchBudget:
 
 
 
-def household_params(params: core.CommunityParams, k: int) -> core.CommunityParams:
-    """``params`` restricted to household ``k`` (battery and grid-limit arrays of length 1)."""
+def household_params(params: core.CommunityParams, k: int | np.ndarray) -> core.CommunityParams:
+    """``params`` restricted to household ``k`` (arrays of length 1), or to the households of an index array."""
     bp = params.battery
-    one = [k]
+    idx = [k] if np.ndim(k) == 0 else np.asarray(k)
     battery = dataclasses.replace(
         bp,
-        capacity_kwh=bp.capacity_kwh[one],
-        soc_min_kwh=bp.soc_min_kwh[one],
-        soc_max_kwh=bp.soc_max_kwh[one],
-        initial_soc_kwh=bp.initial_soc_kwh[one],
-        max_ac_kwh=bp.max_ac_kwh[one],
+        capacity_kwh=bp.capacity_kwh[idx],
+        soc_min_kwh=bp.soc_min_kwh[idx],
+        soc_max_kwh=bp.soc_max_kwh[idx],
+        initial_soc_kwh=bp.initial_soc_kwh[idx],
+        max_ac_kwh=bp.max_ac_kwh[idx],
     )
     return dataclasses.replace(
-        params, battery=battery, import_limit_kwh=params.import_limit_kwh[one], export_limit_kwh=params.export_limit_kwh[one]
+        params, battery=battery, import_limit_kwh=params.import_limit_kwh[idx], export_limit_kwh=params.export_limit_kwh[idx]
     )
 
 
@@ -184,9 +184,14 @@ class ScheduleProblem:
 
     def household(self, k: int) -> "ScheduleProblem":
         """Household ``k`` alone (its P2P row then couples nothing)."""
+        return self.households(np.array([k]))
+
+    def households(self, idx: np.ndarray) -> "ScheduleProblem":
+        """The households ``idx`` alone: a smaller community with the same prices."""
+        idx = np.asarray(idx)
         return ScheduleProblem(
-            household_params(self.params, k), self.load_kwh[:, [k]], self.pv_kwh[:, [k]], self.import_usd_per_kwh,
-            self.export_usd_per_kwh, self.soc0_kwh[[k]], self.terminal_price_usd_per_kwh,
+            household_params(self.params, idx), self.load_kwh[:, idx], self.pv_kwh[:, idx], self.import_usd_per_kwh,
+            self.export_usd_per_kwh, self.soc0_kwh[idx], self.terminal_price_usd_per_kwh,
         )
 
 
@@ -373,8 +378,13 @@ class ModelSolution(NamedTuple):
     bound: float
 
 
-def solve_model(model: ScheduleModel, mip_rel_gap: float, budget: SearchBudget = SearchBudget()) -> ModelSolution:
+def solve_model(
+    model: ScheduleModel, mip_rel_gap: float, budget: SearchBudget = SearchBudget(), highs_options: Mapping[str, Any] | None = None
+) -> ModelSolution:
     """Run HiGHS on ``model``; return the primal solution, model status, relative gap and objective bound.
+
+    ``highs_options``: further HiGHS options (e.g. the decomposition's, which switch off the
+    primal heuristics for its small MILPs).
 
     Raises :class:`ScheduleError` unless the model is solved to optimality, or a MILP stopped
     by the budget's time or node limit holds a feasible solution.
@@ -385,6 +395,8 @@ def solve_model(model: ScheduleModel, mip_rel_gap: float, budget: SearchBudget =
         h.setOptionValue("mip_rel_gap", mip_rel_gap)
         h.setOptionValue("mip_feasibility_tolerance", 1e-9)  # z = 1e-7 would let gi and ge both leak
     budget.apply(h)
+    for key, value in (highs_options or {}).items():
+        h.setOptionValue(key, value)
     h.passModel(model.lp)
     h.run()
     status = h.getModelStatus()

@@ -263,14 +263,14 @@ def test_deterministic_oracle_ignores_the_clock():
     schedules = []
     for seconds in (0.001, 1000.0):  # the time limit is ignored in this mode
         oracle = make_oracle(OracleSettings(mode="deterministic", node_limit=2, time_limit_s=seconds, workers=1))
-        assert oracle.budget.deterministic and oracle.settings_record == {"mode": "deterministic", "mip_rel_gap": 1e-6, "node_limit": 2}
+        assert oracle.budget.deterministic and oracle.settings_record(6) == {"mode": "deterministic", "mip_rel_gap": 1e-6, "node_limit": 2, "method": "exact"}
         schedules.append(oracle.plan(com, np.array([start]), 3 * INTERVALS_PER_DAY)[0])
     a, b = schedules
     assert a.status == "Solution limit reached" or a.bound_method == "lagrangian"  # the node limit did bind
     assert a.community_cost_usd == b.community_cost_usd and a.lower_bound_usd == b.lower_bound_usd
     np.testing.assert_array_equal(a.battery_ac_kwh, b.battery_ac_kwh)
     timed = make_oracle(OracleSettings(time_limit_s=5.0))
-    assert not timed.budget.deterministic and timed.settings_record == {"mode": "time", "mip_rel_gap": 1e-6, "time_limit_s": 5.0}
+    assert not timed.budget.deterministic and timed.settings_record(6) == {"mode": "time", "mip_rel_gap": 1e-6, "time_limit_s": 5.0, "method": "exact"}
 
 
 def test_solver_budget_settings_are_checked():

@@ -54,16 +54,44 @@ def forecast_window(community: Community, t: int, length: int) -> tuple[np.ndarr
 class MPCPolicy:
     """Receding-horizon LP controller of every home's battery (see the module docstring)."""
 
-    def __init__(self, horizon_intervals: int = 12, name: str = "mpc") -> None:
+    def __init__(self, horizon_intervals: int = 12, name: str = "mpc", workers: int = 1, engine: str = "processes") -> None:
         if not 1 <= horizon_intervals <= INTERVALS_PER_DAY:
             raise ValueError(f"horizon_intervals must lie in 1..{INTERVALS_PER_DAY}, got {horizon_intervals}")
         self.horizon_intervals = horizon_intervals
         self.name = name
+        self.workers, self.engine = workers, engine
         self.solve_seconds = 0.0  # total HiGHS time, for benchmarks
         self.num_solves = 0
+        self._planned: dict[tuple[int, int], np.ndarray] = {}  # (start, length) -> closed-loop AC energy (T, N)
+
+    def plan(self, community: Community, starts: np.ndarray, length: int) -> None:
+        """With ``workers > 1``, run each episode's closed loop in worker processes now; :meth:`act` replays it.
+
+        Scenarios are independent and the controller deterministic, so this computes exactly the
+        setpoints the online loop would (the same LPs from the same states); it only uses every core.
+        """
+        starts = [int(s) for s in np.asarray(starts).reshape(-1)]
+        self._planned = {}
+        if self.workers <= 1 or len(starts) <= 1:
+            return
+        from functools import partial
+
+        from policies.executors import map_tasks
+
+        chunks = [starts[k :: self.workers] for k in range(self.workers)]
+        done = map_tasks(partial(_closed_loop, community, length, self.horizon_intervals), [c for c in chunks if c], self.workers, self.engine)
+        for chunk_starts, (b_kwh, seconds, solves) in zip([c for c in chunks if c], done):
+            for j, s in enumerate(chunk_starts):
+                self._planned[(s, length)] = b_kwh[:, j]
+            self.solve_seconds += seconds
+            self.num_solves += solves
 
     def act(self, obs: np.ndarray, state: State, community: Community) -> np.ndarray:
         """Setpoints ``(B, N)``: the first interval of each scenario's window schedule."""
+        keys = [(int(s), int(e - s)) for s, e in zip(state.start, state.end)]
+        if self._planned and all(k in self._planned for k in keys):
+            b_kwh = np.stack([self._planned[k][int(t - s)] for k, t, s in zip(keys, state.t, state.start)])
+            return setpoints_from_ac_kwh(b_kwh, community.params.battery.max_ac_kwh)
         b_kwh = np.zeros(state.soc_kwh.shape)
         for b in range(state.t.shape[0]):  # scenarios are independent LPs
             t = int(state.t[b])
@@ -74,3 +102,12 @@ class MPCPolicy:
             self.solve_seconds += sched.solve_seconds
             self.num_solves += 1
         return setpoints_from_ac_kwh(b_kwh, community.params.battery.max_ac_kwh)
+
+
+def _closed_loop(community: Community, length: int, horizon_intervals: int, starts: list[int]) -> tuple[np.ndarray, float, int]:
+    """MPC's closed loop over the episodes ``starts``: the AC energy it applied ``(T, B, N)``, HiGHS seconds, solves."""
+    from energy_env.rollout import rollout
+
+    controller = MPCPolicy(horizon_intervals)
+    traj = rollout(community, controller.act, np.asarray(starts), length)
+    return traj["battery_ac_kwh"], controller.solve_seconds, controller.num_solves

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 from policies.base import Policy
@@ -30,7 +31,7 @@ def make_oracle(settings: OracleSettings | None = None) -> Policy:
 def _mpc() -> Policy:
     from policies.mpc import MPCPolicy
 
-    return MPCPolicy()
+    return MPCPolicy(workers=min(2, os.cpu_count() or 1))  # episodes run in parallel: same setpoints
 
 
 class PgeBaselinePolicy(IdlePolicy):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -109,6 +110,7 @@ def solve_schedule(
     time_limit_s: float | None = None,
     lagrangian_bound: bool = True,
     node_limit: int | None = None,
+    highs_options: Mapping[str, Any] | None = None,
 ) -> Schedule:
     """Cost-minimal battery schedule of the whole community over intervals ``start .. start+length-1``.
 
@@ -125,7 +127,8 @@ def solve_schedule(
     identity holds for it) and reports its gap and ``lower_bound_usd``: the better of HiGHS's bound
     and, with ``lagrangian_bound``, the bound of :mod:`policies.lagrangian` (one exact MILP per home,
     the P2P balance priced by the LP duals; a few seconds), whose import/export modes, fixed in the
-    community's model, also give a second schedule: the cheaper one is kept. Raises :class:`ScheduleError` naming
+    community's model, also give a second schedule: the cheaper one is kept. ``highs_options``: more
+    HiGHS options (MPC's switch off the MILP heuristics). Raises :class:`ScheduleError` naming
     HiGHS's model status when there is no feasible schedule.
     """
     problem = episode_problem(community, start, length, load_kwh, pv_kwh, soc0_kwh, terminal, terminal_price_usd_per_kwh)
@@ -135,11 +138,11 @@ def solve_schedule(
     # The budget caps HiGHS's branch and bound; an LP stopped by the clock has no schedule at all.
     budget = SearchBudget(time_limit_s, node_limit) if model.num_binaries else SearchBudget()
     t0 = time.perf_counter()
-    x, status, gap, bound = solve_model(model, mip_rel_gap, budget)
+    x, status, gap, bound = solve_model(model, mip_rel_gap, budget, highs_options)
     extra_pairs = simultaneous_cells(x, length * n)
     if extra_pairs.size:  # see schedule_model's docstring: re-solve with charge-xor-discharge binaries there
         model = build_model(problem, meter_binaries, cd_cells=extra_pairs)
-        x, status, gap, bound = solve_model(model, mip_rel_gap, budget)
+        x, status, gap, bound = solve_model(model, mip_rel_gap, budget, highs_options)
     bound_method = schedule_method = "highs"
     if lagrangian_bound and model.num_binaries and gap > mip_rel_gap and extra_pairs.size == 0:
         objective = float(np.dot(model.lp.col_cost_, x))

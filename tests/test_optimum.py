@@ -285,3 +285,15 @@ def test_solver_budget_settings_are_checked():
         SearchBudget(node_limit=0)
     with pytest.raises(ValueError, match="time_limit_s"):
         SearchBudget(time_limit_s=float("nan"))
+
+
+def test_mpc_in_worker_processes_applies_the_same_setpoints(community):
+    """The closed loop run in two processes replays exactly what the online loop does."""
+    starts = np.array([day_index(community, "2025-03-03"), day_index(community, "2025-08-20")]) * INTERVALS_PER_DAY
+    online = rollout(community, MPCPolicy().act, starts, 12)
+    planned = MPCPolicy(workers=2)
+    planned.plan(community, starts, 12)
+    assert planned.num_solves == 24
+    replayed = rollout(community, planned.act, starts, 12)
+    np.testing.assert_array_equal(replayed["battery_ac_kwh"], online["battery_ac_kwh"])
+    np.testing.assert_array_equal(replayed["cost_usd"], online["cost_usd"])

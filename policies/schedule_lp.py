@@ -128,7 +128,7 @@ def solve_schedule(
     and, with ``lagrangian_bound``, the bound of :mod:`policies.lagrangian` (one exact MILP per home,
     the P2P balance priced by the LP duals; a few seconds), whose import/export modes, fixed in the
     community's model, also give a second schedule: the cheaper one is kept. ``highs_options``: more
-    HiGHS options (MPC's switch off the MILP heuristics). Raises :class:`ScheduleError` naming
+    HiGHS options (e.g. to switch off the MILP heuristics). Raises :class:`ScheduleError` naming
     HiGHS's model status when there is no feasible schedule.
     """
     problem = episode_problem(community, start, length, load_kwh, pv_kwh, soc0_kwh, terminal, terminal_price_usd_per_kwh)

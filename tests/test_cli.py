@@ -4,13 +4,30 @@ import json
 
 import pytest
 
+from policies.schedule_model import ScheduleError
+from policies.simple import IdlePolicy
+from train import pipeline
+from train.benchmark import BenchmarkRuns, PolicyFailed, PolicyRun
 from train.cli import main
+
+
+class Unsolvable(IdlePolicy):
+    """A baseline policy whose planning fails like HiGHS out of time."""
+
+    name = "unsolvable"
+
+    def plan(self, community, starts, length):
+        raise ScheduleError("HiGHS found no optimal schedule: model status 'Time limit reached'")
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
+    """The quick main job, with one more benchmark policy that fails: the job writes the rest and exits 1."""
     out = tmp_path_factory.mktemp("run")
-    assert main(["run", "--quick", "--output", str(out)]) == 0
+    real = pipeline.run_benchmark
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "run_benchmark", lambda config, policies, *a, **k: real(config, [*policies, Unsolvable()], *a, **k))
+        assert main(["run", "--quick", "--output", str(out)]) == 1
     return out
 
 
@@ -32,13 +49,27 @@ def test_quick_pipeline_writes_seed_shaped_json(quick_run):
     assert {"pge_baseline", "rule_based", "oracle", "ppo_shared"} <= set(doc["policies"])
     assert doc["policies"]["oracle"]["share_of_oracle_savings"] == 1.0
     assert doc["forecasters"]["method"].startswith("FedAvg") and doc["forecasters"]["replies_left_out"] == 0
+    assert doc["failed_policies"] == {"unsolvable": "ScheduleError: HiGHS found no optimal schedule: model status 'Time limit reached'"}
+    assert "unsolvable" not in doc["policies"]
 
 
 def test_quick_pipeline_writes_table_plots_and_checkpoints(quick_run):
-    assert "| ppo_shared |" in (quick_run / "benchmark" / "benchmark.md").read_text()
+    table = (quick_run / "benchmark" / "benchmark.md").read_text()
+    assert "| ppo_shared |" in table and "| unsolvable | failed |" in table
+    assert json.loads((quick_run / "benchmark" / "results_unsolvable.json").read_text())["status"] == "failed"
     assert (quick_run / "benchmark" / "home_day.png").exists()
     assert (quick_run / "checkpoints" / "forecasters.pt").exists()
     assert (quick_run / "checkpoints" / "ppo_shared" / "meta.json").exists()
+
+
+def test_a_failed_featured_policy_raises(tmp_path):
+    ok = PolicyRun("ppo_shared", None, {"status": "ok"}, 1.0)
+    assert pipeline.featured_run(BenchmarkRuns(ppo_shared=ok), "ppo_shared", tmp_path) is ok
+    err = ValueError("bad observation")
+    failed = PolicyRun("ppo_shared", None, {"status": "failed"}, 1.0, status="failed", error="ValueError: bad observation", exception=err)
+    with pytest.raises(PolicyFailed, match="featured policy ppo_shared failed: ValueError: bad observation") as caught:
+        pipeline.featured_run(BenchmarkRuns(ppo_shared=failed), "ppo_shared", tmp_path)
+    assert caught.value.__cause__ is err
 
 
 def test_run_bad_config_exits_with_a_named_key(tmp_path, capsys):
@@ -55,7 +86,7 @@ def test_benchmark_oracle_budget_from_the_config_and_flags(tmp_path, capsys):
     assert main(["benchmark", "--config", str(cfg), "--policies", "pge_baseline", "oracle", "--weeks", "1", "--no-plots",
                  "--output", str(out)]) == 0
     doc = json.loads((out / "results_oracle.json").read_text())
-    assert doc["oracle_settings"] == {"mode": "deterministic", "mip_rel_gap": 1e-6, "node_limit": 50}
+    assert doc["oracle_settings"] == {"mode": "deterministic", "mip_rel_gap": 1e-6, "node_limit": 50, "method": "exact"}
     assert main(["benchmark", "--config", str(cfg), "--policies", "oracle", "--weeks", "1", "--no-plots", "--output", str(out),
                  "--oracle-mode", "time", "--oracle-time-limit", "3"]) == 0
     assert json.loads((out / "results_oracle.json").read_text())["oracle_settings"]["time_limit_s"] == 3.0

@@ -129,9 +129,9 @@ def test_a_stopped_search_is_completed_by_the_lagrangian_round(nem3_days, monkey
     real_solve = lp.solve_model
     n = com.num_households
 
-    def stopped_early(model, gap, budget):  # the first solve: the community's MILP
+    def stopped_early(model, gap, budget, options=None):  # the first solve: the community's MILP
         monkeypatch.setattr(lp, "solve_model", real_solve)  # every later solve is real
-        _, _, _, bound = real_solve(model, gap, budget)
+        _, _, _, bound = real_solve(model, gap, budget, options)
         poor, _, _ = lagrangian.fixed_mode_schedule(model, np.ones((length, n)))  # every meter importing
         return poor, "Time limit reached", 0.5, bound - 10.0
 

@@ -2,18 +2,25 @@
 
 Each test week (the last 7 days of a month) is one episode of 336 intervals; all weeks run at
 once as a batch of scenarios. The battery's state carries from day to day and is settled at the
-end of the week, as the env does. For each policy it writes ``results_<policy>.json`` in the
-seed's shape, and for the run ``benchmark.md`` (the table) and PNG plots.
+end of the week, as the env does. Nothing finished is lost: each policy's
+``results_<policy>.json`` (the seed's shape) is written as soon as it finishes, and
+``benchmark.md`` (the table) and ``benchmark.json`` are rewritten after every policy with the
+rows so far; a policy that raises gets a results file and a row that say it failed and why, and
+the others still run. ``resume=True`` reuses the results files made with the same inputs (their
+``run_key``, :mod:`train.run_key`). The PNG plots come last, from the policies run in this call.
 
     wattshare benchmark --policies pge_baseline rule_based mpc oracle
-    wattshare benchmark --citylearn ../shared/data/citylearn_2022
+    wattshare benchmark --policies pge_baseline rule_based mpc oracle --resume
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,20 +30,55 @@ from tqdm import tqdm
 
 from energy_env.community import Community, build_community
 from energy_env.config import EnvConfig
+from energy_env.data.redact import redact
 from energy_env.episodes import WEEK, test_week_starts
 from energy_env.results import results_json
 from energy_env.rollout import rollout
 from policies.base import Policy
 from policies.registry import make_policy
+from train.run_key import changed_inputs, common_inputs, policy_inputs, run_key
+
 
 @dataclass
 class PolicyRun:
-    """One policy's rollout and results document."""
+    """One policy's row: its results document, and its rollout where it ran in this call.
+
+    ``status`` is ``"ok"`` or ``"failed"`` (then ``error`` is ``"<ExceptionType>: <message>"``,
+    redacted, and ``exception`` the exception itself). ``reused``: read back from an earlier
+    ``results_<name>.json`` (``resume=True``), so ``trajectory`` is None.
+    """
 
     name: str
-    trajectory: dict[str, np.ndarray]
+    trajectory: dict[str, np.ndarray] | None
     document: dict[str, Any]
     seconds: float
+    status: str = "ok"
+    error: str | None = None
+    reused: bool = False
+    exception: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the policy finished (in this call or, reused, in an earlier one)."""
+        return self.status == "ok"
+
+
+class BenchmarkRuns(dict):
+    """What :func:`run_benchmark` returns: the :class:`PolicyRun` of each row name, in policy order."""
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """The failed policies' errors (``"<ExceptionType>: <message>"``) by row name."""
+        return {name: run.error or "" for name, run in self.items() if not run.ok}
+
+    @property
+    def reused(self) -> list[str]:
+        """The rows read back from earlier results files (``resume=True``)."""
+        return [name for name, run in self.items() if run.reused]
+
+
+class PolicyFailed(RuntimeError):
+    """A policy the caller cannot do without failed (the main job's featured PPO policy)."""
 
 
 def run_policy(
@@ -46,6 +88,7 @@ def run_policy(
 
     A policy with a ``market_mechanism`` attribute runs with that mechanism (the PG&E baseline
     switches the P2P market off); one with ``plan`` plans the episodes first (the oracle).
+    Exceptions propagate (:func:`run_benchmark` turns them into a failed row).
     """
     if isinstance(policy, str):
         policy = make_policy(policy)
@@ -58,13 +101,15 @@ def run_policy(
     if hasattr(policy, "plan"):
         policy.plan(community, starts, length)
     bar = tqdm(total=length, desc=f"{name:>12}", unit="step", disable=not progress, leave=False)
-    traj = rollout(community, policy.act, starts, length, progress=bar)
-    bar.close()
+    try:
+        traj = rollout(community, policy.act, starts, length, progress=bar)
+    finally:
+        bar.close()
     seconds = time.perf_counter() - t0
-    doc = results_json(community, traj, name, timeline=False)
+    doc = {"status": "ok", **results_json(community, traj, name, timeline=False)}
     doc["wall_seconds"] = round(seconds, 2)
-    if getattr(policy, "settings_record", None):  # the oracle's solver budget, so a result says how it was solved
-        doc["oracle_settings"] = policy.settings_record
+    if hasattr(policy, "settings_record") and policy.settings_record(community.num_households):  # how the oracle was solved
+        doc["oracle_settings"] = policy.settings_record(community.num_households)
     if hasattr(policy, "schedules"):  # the oracle: how close each week's MILP came to its bound
         doc["oracle_mip_gaps"] = [float(getattr(sc, "mip_gap", 0.0) or 0.0) for sc in policy.schedules]
         doc["oracle_bounds"] = [
@@ -74,6 +119,28 @@ def run_policy(
             for sc in policy.schedules
         ]
     return PolicyRun(name, traj, doc, seconds)
+
+
+def failed_run(policy: Policy, community: Community, name: str, err: Exception, seconds: float) -> PolicyRun:
+    """The row of a policy that raised ``err`` after ``seconds``: its results document says failed and why (redacted)."""
+    error = redact(f"{type(err).__name__}: {err}")
+    doc: dict[str, Any] = {
+        "status": "failed",
+        "policy": name,
+        "error": error,
+        "wall_seconds": round(seconds, 2),
+        "dataset": community.dataset.name,
+        "data": community.dataset.provenance(),
+        "pricing": community.data.pricing_description,
+        "forecast_provider": community.data.forecast_name,
+        "market_mechanism": getattr(policy, "market_mechanism", None) or community.params.mechanism,
+        "traceback": redact("".join(traceback.format_exception(err))),  # a worker process's own traceback included
+    }
+    record = getattr(policy, "settings_record", None)
+    record = record(community.num_households) if callable(record) else record
+    if record:
+        doc["oracle_settings"] = record  # how it was asked to solve
+    return PolicyRun(name, None, doc, seconds, status="failed", error=error, exception=err)
 
 
 def distinct_names(policies: list[Policy]) -> list[str]:
@@ -117,23 +184,40 @@ def _provider_of(community: Community) -> _FixedProvider:
     return _FixedProvider(community.data)
 
 
-def add_oracle_share(runs: dict[str, PolicyRun]) -> None:
-    """Share of the oracle's savings each policy captures: (baseline - policy) / (baseline - oracle)."""
-    if "oracle" not in runs:
-        return
-    base = runs[next(iter(runs))].trajectory["baseline_cost_usd"].sum()
-    oracle_cost = runs["oracle"].trajectory["cost_usd"].sum()
-    for run in runs.values():
-        cost = run.trajectory["cost_usd"].sum()
-        share = (base - cost) / (base - oracle_cost) if base - oracle_cost > 1e-9 else None
-        run.document["aggregate_metrics"]["share_of_oracle_savings"] = None if share is None else round(float(share), 4)
+SHARE = "share_of_oracle_savings"
+
+
+def add_oracle_share(runs: dict[str, PolicyRun]) -> list[str]:
+    """Share of the oracle's savings each finished policy captures: (baseline - cost) / (baseline - oracle's cost).
+
+    From the documents' aggregate ``community_baseline_usd`` and ``community_cost_usd``, so rows
+    read back from files count too. Without a finished ``oracle`` row the share is removed (an
+    earlier file's share may be of another oracle). Returns the rows whose document changed.
+    """
+    oracle = runs.get("oracle")
+    changed = []
+    for name, run in runs.items():
+        if not run.ok:
+            continue
+        agg = run.document["aggregate_metrics"]
+        before = agg.get(SHARE, "absent")
+        if oracle is None or not oracle.ok:
+            agg.pop(SHARE, None)
+        else:
+            base = oracle.document["aggregate_metrics"]["community_baseline_usd"]
+            best = base - oracle.document["aggregate_metrics"]["community_cost_usd"]
+            saved = agg["community_baseline_usd"] - agg["community_cost_usd"]
+            agg[SHARE] = round(float(saved / best), 4) if best > 1e-9 else None
+        if agg.get(SHARE, "absent") != before:
+            changed.append(name)
+    return changed
 
 
 TABLE_COLUMNS = [
     ("community cost $", "community_cost_usd", "{:.2f}"),
     ("saved vs PG&E %", "community_savings_percent", "{:.2f}"),
     ("avg home saved %", "avg_household_savings_percent", "{:.2f}"),
-    ("share of oracle", "share_of_oracle_savings", "{:.3f}"),
+    ("share of oracle", SHARE, "{:.3f}"),
     ("peak import cut %", "peak_import_reduction_percent", "{:.1f}"),
     ("P2P traded kWh", "total_energy_traded_kwh", "{:.1f}"),
     ("trading eff.", "trading_efficiency", "{:.3f}"),
@@ -147,17 +231,70 @@ TABLE_COLUMNS = [
 
 
 def markdown_table(runs: dict[str, PolicyRun]) -> str:
-    """The benchmark's figures, policy by policy."""
+    """The benchmark's figures, policy by policy; a failed policy's figures read ``failed``, and why follows the table."""
     head = "| policy | " + " | ".join(c for c, _, _ in TABLE_COLUMNS) + " |"
     rows = [head, "|" + "---|" * (len(TABLE_COLUMNS) + 1)]
     for run in runs.values():
-        agg = run.document["aggregate_metrics"]
+        agg = run.document.get("aggregate_metrics", {}) if run.ok else {}
         cells = []
         for _, key, fmt in TABLE_COLUMNS:
             value = run.seconds if key is None else agg.get(key)
-            cells.append("n/a" if value is None else fmt.format(value))
+            cells.append("failed" if key is not None and not run.ok else "n/a" if value is None else fmt.format(value))
         rows.append(f"| {run.name} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    failures = [f"* **{run.name}** failed after {run.seconds:.1f} s: {run.error}" for run in runs.values() if not run.ok]
+    return "\n".join(rows + ([""] + failures if failures else []))
+
+
+def write_json(path: Path, doc: Any) -> None:
+    """Write ``doc`` as indented JSON through a temporary file, so an interrupted write never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, path)
+
+
+def write_summary(out: Path, meta: dict[str, Any], runs: BenchmarkRuns, pending: list[str]) -> None:
+    """``benchmark.md`` and ``benchmark.json`` with the rows so far (``pending``: the policies still to run)."""
+    notes = []
+    if runs.reused:
+        notes.append(f"Rows read from earlier results with the same inputs (--resume): {', '.join(runs.reused)}.")
+    if pending:
+        notes.append(f"Incomplete: {len(runs)} of {len(runs) + len(pending)} policies so far; still to run: {', '.join(pending)}.")
+    header = (
+        f"Benchmark on {meta['dataset']}: {meta['households']} households, {meta['test_weeks']} test weeks; "
+        f"{meta['pricing']}; market {meta['market_mechanism']}; forecasts {meta['forecast_provider']}.\n\n"
+    )
+    md = header + "".join(n + "\n\n" for n in notes) + markdown_table(runs) + "\n"
+    tmp = out / ".benchmark.md.tmp"
+    tmp.write_text(md)
+    os.replace(tmp, out / "benchmark.md")
+    write_json(out / "benchmark.json", {
+        "meta": {**meta, "complete": not pending, "pending": pending, "reused": runs.reused},
+        "policies": {k: r.document["aggregate_metrics"] for k, r in runs.items() if r.ok},
+        "failed": {k: {"error": r.error, "wall_seconds": round(r.seconds, 2)} for k, r in runs.items() if not r.ok},
+    })
+
+
+def reusable_run(out: Path, name: str, key: str, inputs: dict[str, Any]) -> PolicyRun | None:
+    """The row of ``results_<name>.json`` when it finished with run key ``key``; else None, saying why on stderr."""
+    path = out / f"results_{name}.json"
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        if doc.get("status") == "ok":  # the share of the oracle's savings is computed from these
+            float(doc["aggregate_metrics"]["community_cost_usd"]), float(doc["aggregate_metrics"]["community_baseline_usd"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        print(f"benchmark: resume: {path} is unreadable ({type(err).__name__}: {err}); running {name} again", file=sys.stderr)
+        return None
+    if doc.get("status") != "ok":
+        print(f"benchmark: resume: {name} did not finish last time ({doc.get('error')}); running it again", file=sys.stderr)
+        return None
+    if doc.get("run_key") != key:
+        why = ", ".join(changed_inputs(doc.get("run_inputs"), inputs)) or "no run key"
+        print(f"benchmark: resume: {path} is stale (made with other inputs: {why}); running {name} again", file=sys.stderr)
+        return None
+    print(f"benchmark: resume: {name} from {path} (same inputs)", file=sys.stderr)
+    return PolicyRun(name, None, doc, float(doc.get("wall_seconds", 0.0)), reused=True)
 
 
 def run_benchmark(
@@ -168,11 +305,16 @@ def run_benchmark(
     plots: bool = True,
     progress: bool = True,
     community: Community | None = None,
-) -> dict[str, PolicyRun]:
+    resume: bool = False,
+) -> BenchmarkRuns:
     """Run ``policies`` on the test weeks and write JSON, table and plots into ``out_dir``.
 
     The community comes from ``config``, or is given (e.g. with LSTM forecasts); either way its
-    episodes become the test weeks.
+    episodes become the test weeks. A policy that raises an ``Exception`` becomes a failed row
+    (the error on stderr) and the others still run: see :attr:`BenchmarkRuns.failed`. Results
+    files, table and JSON are rewritten after every policy. ``resume``: a policy whose results
+    file finished with the same run key is read back instead of run (failed or stale ones run
+    again). Plots show the policies run in this call; one that needs a missing rollout is skipped.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -187,27 +329,33 @@ def run_benchmark(
     if len(starts) == 0:
         raise ValueError(f"{community.dataset.name}: no complete test week to benchmark")
     policies = [make_policy(p) if isinstance(p, str) else p for p in policies]
-    runs: dict[str, PolicyRun] = {}
-    for policy, name in zip(policies, distinct_names(policies)):  # names checked before minutes of rollouts
-        runs[name] = run_policy(policy, community, starts, WEEK, progress, name=name)
-    add_oracle_share(runs)
+    names = distinct_names(policies)  # checked before minutes of rollouts
     meta = {
         "dataset": community.dataset.name,
         "households": community.num_households,
         "test_weeks": int(len(starts)),
         "pricing": community.data.pricing_description,
-        "market_mechanism": community.params.mechanism,
+        "market_mechanism": str(getattr(community.params.mechanism, "value", community.params.mechanism)),
         "forecast_provider": community.data.forecast_name,
     }
-    for run in runs.values():
-        (out / f"results_{run.name}.json").write_text(json.dumps(run.document, indent=2))
-    table = markdown_table(runs)
-    header = (
-        f"Benchmark on {meta['dataset']}: {meta['households']} households, {meta['test_weeks']} test weeks; "
-        f"{meta['pricing']}; market {meta['market_mechanism']}; forecasts {meta['forecast_provider']}.\n\n"
-    )
-    (out / "benchmark.md").write_text(header + table + "\n")
-    (out / "benchmark.json").write_text(json.dumps({"meta": meta, "policies": {k: r.document["aggregate_metrics"] for k, r in runs.items()}}, indent=2))
+    shared = common_inputs(community, starts, WEEK)
+    runs = BenchmarkRuns()
+    for k, (policy, name) in enumerate(zip(policies, names)):
+        inputs = {**shared, "policy": policy_inputs(policy, community.num_households)}
+        key = run_key(inputs)
+        run = reusable_run(out, name, key, inputs) if resume else None
+        if run is None:
+            t0 = time.perf_counter()
+            try:
+                run = run_policy(policy, community, starts, WEEK, progress, name=name)
+            except Exception as err:  # noqa: BLE001 - any failure of one policy is its row; Ctrl-C still stops the run
+                run = failed_run(policy, community, name, err, time.perf_counter() - t0)
+                print(f"benchmark: {name} failed after {run.seconds:.1f} s: {run.error}", file=sys.stderr)
+            run.document.update(run_key=key, run_inputs=inputs)
+        runs[name] = run
+        for changed in dict.fromkeys([name, *add_oracle_share(runs)]):
+            write_json(out / f"results_{changed}.json", runs[changed].document)
+        write_summary(out, meta, runs, pending=names[k + 1:])
     if plots:
         from train.plots import write_plots
 

@@ -46,11 +46,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     print(f"stage times (s): {doc['timings_seconds']}")
     print(f"wrote {args.output}/simulation_results.json, {args.output}/run_config.yaml, {args.output}/benchmark/ (table, JSON, plots)")
+    if doc.get("failed_policies"):
+        print(f"FAILED: {', '.join(doc['failed_policies'])} (errors above and in {args.output}/benchmark/results_<name>.json)")
+        return 1
     return 0
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    """Run policies on the test weeks and write JSON, a markdown table and plots."""
+    """Run policies on the test weeks and write JSON, a markdown table and plots; 1 when a policy failed (the others are written)."""
     from energy_env.community import build_community
     from energy_env.episodes import WEEK
     from policies.registry import make_policy
@@ -69,9 +72,15 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     (out / "run_config.yaml").write_text(run.to_yaml())
-    runs = run_benchmark(None, policies, out, max_weeks=run.benchmark.weeks, plots=run.benchmark.plots, community=community)
+    runs = run_benchmark(None, policies, out, max_weeks=run.benchmark.weeks, plots=run.benchmark.plots, community=community,
+                         resume=args.resume)
     print((out / "benchmark.md").read_text())
-    print(f"{len(runs)} policies in {time.perf_counter() - t0:.1f} s; results in {out}/")
+    reused = f", {len(runs.reused)} read from earlier results" if runs.reused else ""
+    summary = f"{len(runs)} policies in {time.perf_counter() - t0:.1f} s{reused}; results in {out}/"
+    if runs.failed:  # every finished policy is written; exit 1 names the rest (see results_<name>.json)
+        print(f"{summary}; FAILED: {', '.join(runs.failed)} (errors above and in their results files)")
+        return 1
+    print(summary)
     return 0
 
 
@@ -103,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also load old-format checkpoints (SB3 policy.zip), whose pickled contents can run code: only files you trust")
     bench.add_argument("--weeks", type=int, default=None, help="benchmark.weeks: only the first K test weeks")
     bench.add_argument("--no-plots", action="store_true", help="benchmark.plots: false")
+    bench.add_argument("--resume", action="store_true",
+                       help="reuse the output folder's results_<policy>.json made with the same inputs (run_key); run the rest")
     add_output_flag(bench, "data/output/benchmark", "folder for the results JSON, the table and the plots")
     add_oracle_flags(bench)
     bench.set_defaults(func=cmd_benchmark)

@@ -30,13 +30,24 @@ from energy_env.community import build_community
 from energy_env.episodes import WEEK
 from energy_env.results import results_json
 from policies.registry import make_policy
-from train.benchmark import run_benchmark
+from train.benchmark import BenchmarkRuns, PolicyFailed, PolicyRun, run_benchmark
 from train.ppo import train_shared
 from train.run_config import RunConfig
 
 
+def featured_run(runs: BenchmarkRuns, name: str, folder: Path) -> PolicyRun:
+    """The featured policy's row of the benchmark; :class:`PolicyFailed` when it failed (``folder`` holds what finished)."""
+    run = runs[name]
+    if not run.ok:
+        raise PolicyFailed(f"the featured policy {name} failed: {run.error} (what finished is in {folder})") from run.exception
+    return run
+
+
 def run_pipeline(run: RunConfig, out_dir: str | Path = "data/output", quick: bool = False, progress: bool = True) -> dict:
     """Run the whole pipeline under ``run``; returns the ``simulation_results.json`` document.
+
+    A benchmark policy that fails is listed in the document's ``failed_policies``; the featured
+    PPO policy failing raises :class:`train.benchmark.PolicyFailed` (after the benchmark's files).
 
     ``run``'s sections set every budget (the defaults are the main job's; ``--quick`` is
     :data:`train.run_config.QUICK` applied to them); ``quick`` only labels the document.
@@ -96,11 +107,14 @@ def run_pipeline(run: RunConfig, out_dir: str | Path = "data/output", quick: boo
     timings["benchmark_s"] = time.perf_counter() - t2
 
     # 5. The seed-shaped document: the learned policy, its first test week, every policy's figures.
-    featured = runs[ppo.name]
+    #    A failed baseline policy is a row that says so (exit 1); without the featured policy
+    #    there is no document to write (the benchmark folder holds what finished).
+    featured = featured_run(runs, ppo.name, out / "benchmark")
     first_week = {k: v[:, :1] for k, v in featured.trajectory.items()}
     doc = results_json(scored, featured.trajectory, ppo.name, timeline=False)
     doc["households_first_test_week"] = results_json(scored, first_week, ppo.name, timeline=True)["households"]
-    doc["policies"] = {name: r.document["aggregate_metrics"] for name, r in runs.items()}
+    doc["policies"] = {name: r.document["aggregate_metrics"] for name, r in runs.items() if r.ok}
+    doc["failed_policies"] = runs.failed  # {name: "<ExceptionType>: <message>"}; empty when all finished
     timings["total_s"] = time.perf_counter() - t0
     doc["timings_seconds"] = {k: round(v, 1) for k, v in timings.items()}
     doc["mode"] = "quick" if quick else "full"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,11 +19,13 @@ if TYPE_CHECKING:
     from train.benchmark import PolicyRun
 
 
-def _featured(runs: dict[str, "PolicyRun"]) -> "PolicyRun":
+def _featured(runs: dict[str, "PolicyRun"]) -> "PolicyRun | None":
+    """The run the one-policy plots show: rule_based, mpc or oracle where run, else the first; None without rollouts."""
+    rolled = {name: run for name, run in runs.items() if run.trajectory is not None}
     for name in ("rule_based", "mpc", "oracle"):
-        if name in runs:
-            return runs[name]
-    return next(iter(runs.values()))
+        if name in rolled:
+            return rolled[name]
+    return next(iter(rolled.values()), None)
 
 
 def plot_home_day(run: "PolicyRun", community: Community, path: Path, home: int = 0, day: int = 0) -> None:
@@ -59,7 +62,7 @@ def plot_home_day(run: "PolicyRun", community: Community, path: Path, home: int 
 
 
 def plot_community_import(runs: dict[str, "PolicyRun"], path: Path, week: int = 0) -> None:
-    """The community's grid import over the first test week, per policy, against the baseline."""
+    """The community's grid import over the first test week, per policy, against the baseline (runs with a rollout)."""
     fig, ax = plt.subplots(figsize=(11, 4))
     first = next(iter(runs.values())).trajectory
     hours = np.arange(first["load_kwh"].shape[0]) / 2
@@ -114,11 +117,28 @@ def plot_trading_heatmap(run: "PolicyRun", community: Community, path: Path, day
 
 
 def write_plots(runs: dict[str, "PolicyRun"], community: Community, out: Path) -> list[Path]:
-    """All four plots into ``out``; returns their paths."""
-    featured = _featured(runs)
-    paths = [out / "home_day.png", out / "community_import.png", out / "savings_per_household.png", out / "trading_heatmap.png"]
-    plot_home_day(featured, community, paths[0])
-    plot_community_import(runs, paths[1])
-    plot_savings_per_household(runs, community, paths[2])
-    plot_trading_heatmap(featured, community, paths[3])
-    return paths
+    """The four plots into ``out``, from the finished runs; returns the paths written.
+
+    The savings plot reads the results documents, so rows read back from files (``--resume``)
+    appear in it; the other three need a rollout of this call. A plot with nothing to show is
+    skipped (said on stderr); an older file of its name is left as it was.
+    """
+    done = {name: run for name, run in runs.items() if run.status == "ok"}
+    rolled = {name: run for name, run in done.items() if run.trajectory is not None}
+    featured = _featured(rolled)
+    plots = [
+        ("home_day.png", featured is not None, lambda p: plot_home_day(featured, community, p)),
+        ("community_import.png", bool(rolled), lambda p: plot_community_import(rolled, p)),
+        ("savings_per_household.png", bool(done), lambda p: plot_savings_per_household(done, community, p)),
+        ("trading_heatmap.png", featured is not None, lambda p: plot_trading_heatmap(featured, community, p)),
+    ]
+    written = []
+    for file, possible, draw in plots:
+        path = out / file
+        if possible:
+            draw(path)
+            written.append(path)
+            continue
+        why = "no finished policy" if file.startswith("savings") else "no finished policy rolled out in this call"
+        print(f"benchmark: {file} skipped: {why}" + ("; the older file is left as it was" if path.exists() else ""), file=sys.stderr)
+    return written

@@ -45,7 +45,8 @@ class PolicyRun:
 
     ``status`` is ``"ok"`` or ``"failed"`` (then ``error`` is ``"<ExceptionType>: <message>"``,
     redacted, and ``exception`` the exception itself). ``reused``: read back from an earlier
-    ``results_<name>.json`` (``resume=True``), so ``trajectory`` is None.
+    ``results_<name>.json`` (``resume=True``), so ``trajectory`` is None. ``trajectory`` is the
+    rollout of the first episode only (every figure of all episodes is in ``document``).
     """
 
     name: str
@@ -118,7 +119,12 @@ def run_policy(
              "bound_method": sc.bound_method, "schedule_method": sc.schedule_method}
             for sc in policy.schedules
         ]
-    return PolicyRun(name, traj, doc, seconds)
+        doc["oracle_gap_usd"] = round(float(sum(sc.community_cost_usd - sc.lower_bound_usd for sc in policy.schedules)), 6)
+    # The document holds every figure; keep the first episode's rollout only (the plots and the main
+    # job's timeline read it): twelve weeks of 1,000 homes are a gigabyte.
+    first = {k: np.ascontiguousarray(v[:, :1]) for k, v in traj.items()}
+    del traj
+    return PolicyRun(name, first, doc, seconds)
 
 
 def failed_run(policy: Policy, community: Community, name: str, err: Exception, seconds: float) -> PolicyRun:

@@ -110,9 +110,8 @@ def run_pipeline(run: RunConfig, out_dir: str | Path = "data/output", quick: boo
     #    A failed baseline policy is a row that says so (exit 1); without the featured policy
     #    there is no document to write (the benchmark folder holds what finished).
     featured = featured_run(runs, ppo.name, out / "benchmark")
-    first_week = {k: v[:, :1] for k, v in featured.trajectory.items()}
-    doc = results_json(scored, featured.trajectory, ppo.name, timeline=False)
-    doc["households_first_test_week"] = results_json(scored, first_week, ppo.name, timeline=True)["households"]
+    doc = {k: v for k, v in featured.document.items() if k not in ("status", "run_key", "run_inputs")}
+    doc["households_first_test_week"] = results_json(scored, featured.trajectory, ppo.name, timeline=True)["households"]
     doc["policies"] = {name: r.document["aggregate_metrics"] for name, r in runs.items() if r.ok}
     doc["failed_policies"] = runs.failed  # {name: "<ExceptionType>: <message>"}; empty when all finished
     timings["total_s"] = time.perf_counter() - t0

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from train.benchmark import PolicyRun
 
 
+MAX_HOMES_SHOWN = 30  # the per-home plots show the first homes of a larger community
+
+
 def _featured(runs: dict[str, "PolicyRun"]) -> "PolicyRun | None":
     """The run the one-policy plots show: rule_based, mpc or oracle where run, else the first; None without rollouts."""
     rolled = {name: run for name, run in runs.items() if run.trajectory is not None}
@@ -83,11 +86,11 @@ def plot_community_import(runs: dict[str, "PolicyRun"], path: Path, week: int = 
 def plot_savings_per_household(runs: dict[str, "PolicyRun"], community: Community, path: Path) -> None:
     """Savings against plain PG&E pricing, per household and policy (percent of the baseline bill)."""
     names = [n for n in runs if n != "pge_baseline"]
-    ids = community.dataset.household_ids
+    ids = community.dataset.household_ids[:MAX_HOMES_SHOWN]  # a readable plot: the first homes
     fig, ax = plt.subplots(figsize=(max(8, len(ids) * 0.6), 4))
     width = 0.8 / max(len(names), 1)
     for k, name in enumerate(names):
-        pct = [h["costs"]["savings_percent"] for h in runs[name].document["households"]]
+        pct = [h["costs"]["savings_percent"] for h in runs[name].document["households"][: len(ids)]]
         pct = [np.nan if p is None else p for p in pct]
         ax.bar(np.arange(len(ids)) + k * width, pct, width, label=name)
     ax.set_xticks(np.arange(len(ids)) + 0.4 - width / 2, ids, rotation=60, fontsize=7)
@@ -103,11 +106,11 @@ def plot_trading_heatmap(run: "PolicyRun", community: Community, path: Path, day
     """P2P energy sold (+) and bought (-) by household and interval over one day."""
     tr = run.trajectory
     sl = slice(day * INTERVALS_PER_DAY, (day + 1) * INTERVALS_PER_DAY)
-    net = (tr["p2p_sold_kwh"][sl, 0] - tr["p2p_bought_kwh"][sl, 0]).T
+    net = (tr["p2p_sold_kwh"][sl, 0, :MAX_HOMES_SHOWN] - tr["p2p_bought_kwh"][sl, 0, :MAX_HOMES_SHOWN]).T
     lim = max(float(np.abs(net).max()), 1e-6)
     fig, ax = plt.subplots(figsize=(10, max(3, 0.3 * net.shape[0])))
     im = ax.imshow(net, aspect="auto", cmap="RdBu", vmin=-lim, vmax=lim, extent=(0, 24, net.shape[0] - 0.5, -0.5))
-    ax.set_yticks(range(net.shape[0]), community.dataset.household_ids, fontsize=7)
+    ax.set_yticks(range(net.shape[0]), community.dataset.household_ids[: net.shape[0]], fontsize=7)
     ax.set_xlabel("hour of day")
     fig.colorbar(im, ax=ax, label="P2P kWh: sold (+) / bought (-)")
     ax.set_title(f"{run.name}: trading activity")

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm.auto import tqdm
 import pandas as pd
 import torch
 from flwr.app import ConfigRecord
@@ -98,14 +99,14 @@ class FedRun:
 
 def run_fedavg(
     dataset: Dataset, run_config: Mapping[str, object] | None = None, drop: DropFn | None = None, verbose: bool = False,
-    workers: int = 1,
+    workers: int = 1, progress: bool = False,
 ) -> FedRun:
     """FedAvg of per-home LSTMs over the homes of ``dataset``, in this process (see the module doc).
 
     ``run_config`` takes the keys of :data:`~federated.forecasters.RUN_CONFIG_DEFAULTS`.
     ``drop(node_id, message)`` simulates households that do not answer. ``workers > 1`` trains
     that many households at once in worker processes (same results: each client is seeded by
-    home and round).
+    home and round). ``progress``: a bar over the rounds.
     """
     run_config = dict(run_config or {})
     cfg, fed = settings_from_run_config(run_config)
@@ -121,9 +122,12 @@ def run_fedavg(
 
     random.seed(fed.seed)  # and its client sampling from Python's
     t0 = time.perf_counter()
+    bar = tqdm(total=fed.rounds, desc="FedAvg", unit="round", disable=not progress)
+    strategy.on_round = lambda r: bar.update(1)
     with flower_log_level(logging.INFO if verbose else logging.WARNING):
         result = strategy.start(grid=grid, initial_arrays=initial_arrays(cfg), num_rounds=fed.rounds,
                                 train_config=ConfigRecord(), evaluate_config=ConfigRecord())
+    bar.close()
     wall = time.perf_counter() - t0
     grid.close()
     rounds, client_seconds = [], 0.0

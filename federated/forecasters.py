@@ -42,6 +42,7 @@ RUN_CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
     "rounds": ("federated.rounds",),
     "local-epochs": ("federated.local_epochs", "forecasting.max_epochs"),  # epochs per home and round
     "fraction-train": ("federated.fraction_train",),
+    "fraction-evaluate": ("federated.fraction_evaluate",),
     "hidden-size": ("forecasting.hidden_size",),
     "window": ("forecasting.window",),
     "batch-size": ("forecasting.batch_size",),

@@ -19,7 +19,9 @@ class FedSettings(StrictModel):
     Attributes:
         rounds: federated rounds R.
         local_epochs: epochs each household trains on its own data per round (E).
-        fraction_train: share of households asked to train each round (1.0: all).
+        fraction_train: share of households asked to train each round (1.0: all); sampled by
+            ``seed``, so the same seed samples the same homes.
+        fraction_evaluate: share asked to score the global model each round (1.0: all).
         dp_noise_multiplier: 0 (default) for plain FedAvg; > 0 clips every client's update to
             ``dp_clipping_norm`` (L2) and adds Gaussian noise of std ``multiplier * norm / clients``
             to the average (Flower's server-side fixed clipping), and tracks the privacy budget.
@@ -62,6 +64,7 @@ class FedSettings(StrictModel):
     rounds: Int = 20
     local_epochs: Int = 1
     fraction_train: float = 1.0
+    fraction_evaluate: float = 1.0
     dp_noise_multiplier: float = 0.0
     dp_clipping_norm: float = 1.0
     dp_delta: float = 1e-5
@@ -82,6 +85,8 @@ class FedSettings(StrictModel):
     def _consistent(self) -> "FedSettings":
         if self.rounds < 1 or self.local_epochs < 1:
             raise ValueError(f"rounds and local_epochs must be >= 1, got {self.rounds} and {self.local_epochs}")
+        if not 0.0 < self.fraction_evaluate <= 1.0:
+            raise ValueError(f"fraction_evaluate must be in (0, 1], got {self.fraction_evaluate}")
         if not 0.0 < self.fraction_train <= 1.0:
             raise ValueError(f"fraction_train must be in (0, 1], got {self.fraction_train}")
         if self.dp_noise_multiplier < 0 or self.dp_clipping_norm <= 0 or not 0 < self.dp_delta < 1:

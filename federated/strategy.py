@@ -15,7 +15,7 @@ Both paths (``flwr run`` and the in-process :class:`~federated.local_grid.LocalG
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
@@ -84,6 +84,7 @@ class ScreenedStrategy(Strategy):
         self.select_metric = select_metric
         self.norm_screen_factor = norm_screen_factor
         self.max_weight_factor = max_weight_factor
+        self.on_round: Callable[[int], None] | None = None  # called as each round's training replies arrive (progress)
         self.expected_samples = expected_samples
         self.unit_weights = unit_weights
         self.best_arrays: ArrayRecord | None = None
@@ -187,6 +188,8 @@ class ScreenedStrategy(Strategy):
         kept = self._screen_norms(server_round, self._screen(server_round, replies, "train"))
         self._cap_weights(server_round, kept, "train")
         self.train_metrics[server_round] = {m.metadata.src_node_id: _metrics(m) for m in kept}
+        if self.on_round is not None:
+            self.on_round(server_round)
         if not kept:
             log.warning("round %d: no usable training reply; the global weights stay as they were", server_round)
             return None, None
@@ -230,9 +233,9 @@ def make_strategy(settings: FedSettings, num_clients: int, select_metric: str | 
     weight_key = UNIT_WEIGHT_KEY if settings.private else WEIGHT_KEY
     common = {
         "fraction_train": settings.fraction_train,
-        "fraction_evaluate": 1.0,
+        "fraction_evaluate": settings.fraction_evaluate,
         "min_train_nodes": sampled,
-        "min_evaluate_nodes": num_clients,
+        "min_evaluate_nodes": max(1, int(num_clients * settings.fraction_evaluate)),
         "min_available_nodes": num_clients,
         "weighted_by_key": weight_key,
     }

@@ -32,7 +32,7 @@ from energy_env.results import results_json
 from policies.registry import make_policy
 from train.benchmark import BenchmarkRuns, PolicyFailed, PolicyRun, run_benchmark
 from train.ppo import train_shared
-from train.run_config import RunConfig
+from train.run_config import RunConfig, with_sections
 
 
 def featured_run(runs: BenchmarkRuns, name: str, folder: Path) -> PolicyRun:
@@ -52,7 +52,7 @@ def run_pipeline(run: RunConfig, out_dir: str | Path = "data/output", quick: boo
     ``run``'s sections set every budget (the defaults are the main job's; ``--quick`` is
     :data:`train.run_config.QUICK` applied to them); ``quick`` only labels the document.
     """
-    from federated.forecast_runs import personalised_forecasters, run_fedavg
+    from federated.forecast_runs import global_forecasters, personalised_forecasters, run_fedavg
     from federated.forecasters import run_config_from_sections
     from forecasting.checkpoint import save_checkpoint
     from forecasting.provider import LSTMForecast
@@ -71,21 +71,29 @@ def run_pipeline(run: RunConfig, out_dir: str | Path = "data/output", quick: boo
     from train.flags import announce_data  # noqa: PLC0415 - printing is the command line's
 
     announce_data(dataset)
+    run, at_scale = at_scale_recipe(run, dataset.num_households)
+    fed_settings, training = run.federated, run.training
+    memory: dict[str, float] = {}
 
     # 2. Federated forecasters (pipeline.workers homes train at once: this machine's cores), then
-    #    the community whose observations carry their forecasts.
-    fed = run_fedavg(dataset, run_config_from_sections(run.forecasting, fed_settings), workers=workers)
-    trained = personalised_forecasters(fed, dataset, fed_settings.finetune_epochs, workers=workers)
+    #    the community whose observations carry their forecasts. At scale every home uses the global
+    #    FedAvg model (fine-tuning 1,000 homes would take hours).
+    fed = run_fedavg(dataset, run_config_from_sections(run.forecasting, fed_settings), workers=workers, progress=progress)
+    if at_scale:
+        trained = global_forecasters(fed, dataset)
+    else:
+        trained = personalised_forecasters(fed, dataset, fed_settings.finetune_epochs, workers=workers)
     save_checkpoint(trained, ckpt / "forecasters.pt")
-    federated_info = {"method": "FedAvg on Flower, then local fine-tuning", "rounds": fed_settings.rounds,
-                      "local_epochs": fed_settings.local_epochs, "best_round": fed.best_round,
+    federated_info = {"method": "FedAvg on Flower" + (" (the global model for every home)" if at_scale else ", then local fine-tuning"),
+                      "rounds": fed_settings.rounds, "local_epochs": fed_settings.local_epochs, "best_round": fed.best_round,
+                      "clients_per_round": max(1, int(dataset.num_households * fed_settings.fraction_train)),
                       "replies_left_out": len(fed.left_out), "fedavg_seconds": round(fed.wall_seconds, 1)}
-    training = run.training
     train_cfg = config.model_copy(update={"reward": config.reward.model_copy(update={"kind": training.reward}),
                                           "episode_length": training.episode_length})
     lstm = LSTMForecast(trained=trained)  # forecasts the data set once; both communities share them
     community = build_community(train_cfg, dataset=dataset, provider=lstm)
     timings["forecasters_s"] = time.perf_counter() - t0
+    memory["forecasters"] = peak_rss_mb()
 
     # 3. Shared PPO policies on train days: the setpoint itself, and a correction to a controller.
     t1 = time.perf_counter()
@@ -97,6 +105,7 @@ def run_pipeline(run: RunConfig, out_dir: str | Path = "data/output", quick: boo
         learned.append(train_shared(community, settings, folder, evaluate=False))
     ppo = learned[-1]  # featured: the residual policy when trained
     timings["policy_training_s"] = time.perf_counter() - t1
+    memory["policy_training"] = peak_rss_mb()
 
     # 4. Benchmark on the test weeks (cost, not the training reward, is what is scored).
     t2 = time.perf_counter()
@@ -105,6 +114,7 @@ def run_pipeline(run: RunConfig, out_dir: str | Path = "data/output", quick: boo
     runs = run_benchmark(None, [*named, *learned], out / "benchmark", max_weeks=run.benchmark.weeks, plots=run.benchmark.plots,
                          progress=progress, community=scored)
     timings["benchmark_s"] = time.perf_counter() - t2
+    memory["benchmark"] = peak_rss_mb()
 
     # 5. The seed-shaped document: the learned policy, its first test week, every policy's figures.
     #    A failed baseline policy is a row that says so (exit 1); without the featured policy
@@ -116,8 +126,38 @@ def run_pipeline(run: RunConfig, out_dir: str | Path = "data/output", quick: boo
     doc["failed_policies"] = runs.failed  # {name: "<ExceptionType>: <message>"}; empty when all finished
     timings["total_s"] = time.perf_counter() - t0
     doc["timings_seconds"] = {k: round(v, 1) for k, v in timings.items()}
+    doc["peak_rss_mb"] = memory  # the process's (or a worker's) peak so far, after each stage
+    doc["at_scale"] = at_scale
     doc["mode"] = "quick" if quick else "full"
     doc["forecasters"] = federated_info
     out.mkdir(parents=True, exist_ok=True)
     (out / "simulation_results.json").write_text(json.dumps(doc, indent=2))
     return doc
+
+
+def at_scale_recipe(run: RunConfig, num_households: int) -> tuple[RunConfig, dict | None]:
+    """``run`` as the main job runs it for ``num_households`` homes, and what the at-scale recipe changed (None below it).
+
+    From ``pipeline.scale_households`` homes on: FedAvg samples ``scale_clients_per_round`` homes per
+    round (training and evaluation), every home uses the global model, PPO rolls out about
+    ``scale_rollout_households`` households per step, and ``scale_skip_policies`` are left out.
+    """
+    p = run.pipeline
+    if num_households < p.scale_households:
+        return run, None
+    share = min(1.0, p.scale_clients_per_round / num_households)
+    scenarios = max(1, p.scale_rollout_households // num_households)
+    policies = [name for name in run.benchmark.policies if name not in p.scale_skip_policies]
+    changed = {"federated": {"fraction_train": share, "fraction_evaluate": share}, "training": {"scenarios": scenarios},
+               "benchmark": {"policies": policies}}
+    scaled = with_sections(run, changed)
+    return scaled, {**changed, "forecasters": "the global FedAvg model for every home (no fine-tuning)"}
+
+
+def peak_rss_mb() -> float:
+    """The largest resident memory of this process or any of its finished children so far, MB."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) / 1024, 1)  # Linux reports KB

@@ -93,3 +93,13 @@ def test_benchmark_oracle_budget_from_the_config_and_flags(tmp_path, capsys):
     cfg.write_text("oracle:\n  time_limit: 5\n")
     assert main(["benchmark", "--config", str(cfg), "--policies", "oracle", "--output", str(out)]) == 2
     assert "oracle.time_limit: unknown key" in capsys.readouterr().err
+
+
+def test_the_at_scale_recipe():
+    from train.pipeline import at_scale_recipe
+    from train.run_config import RunConfig
+
+    run, changed = at_scale_recipe(RunConfig(), 1000)
+    assert run.federated.fraction_train == run.federated.fraction_evaluate == 0.05 and run.training.scenarios == 1
+    assert "mpc" not in run.benchmark.policies and changed["forecasters"].startswith("the global FedAvg model")
+    assert at_scale_recipe(RunConfig(), 10) == (RunConfig(), None)

@@ -354,3 +354,14 @@ def test_flower_app_config_holds_the_sections_defaults():
     config = tomllib.loads(app.read_text())["tool"]["flwr"]["app"]["config"]
     assert set(config) == set(RUN_CONFIG_DEFAULTS)
     assert {k: v for k, v in config.items() if k not in APP_KEYS} == {k: v for k, v in RUN_CONFIG_DEFAULTS.items() if k not in APP_KEYS}
+
+
+def test_client_sampling_is_deterministic_by_seed(homes):
+    """FedAvg asks a seeded sample of the homes each round (at scale: 50 of 1,000)."""
+    sampled = {**TINY, "fraction-train": 0.34, "fraction-evaluate": 0.34, "rounds": 3}
+    a, b = run_fedavg(homes, sampled), run_fedavg(homes, sampled)
+    c = run_fedavg(homes, {**sampled, "seed": 7})
+    assert [r["clients"] for r in a.rounds] == [1, 1, 1]
+    for key, value in a.final_state.items():
+        assert torch.equal(value, b.final_state[key]), key
+    assert any(not torch.equal(v, c.final_state[k]) for k, v in a.final_state.items())  # another seed, another sample

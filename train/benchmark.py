@@ -109,6 +109,7 @@ def run_policy(
     seconds = time.perf_counter() - t0
     doc = {"status": "ok", **results_json(community, traj, name, timeline=False)}
     doc["wall_seconds"] = round(seconds, 2)
+    doc["peak_rss_mb"] = peak_rss_mb()  # of this process or a finished worker, so far
     if hasattr(policy, "settings_record") and policy.settings_record(community.num_households):  # how the oracle was solved
         doc["oracle_settings"] = policy.settings_record(community.num_households)
     if hasattr(policy, "schedules"):  # the oracle: how close each week's MILP came to its bound
@@ -147,6 +148,15 @@ def failed_run(policy: Policy, community: Community, name: str, err: Exception, 
     if record:
         doc["oracle_settings"] = record  # how it was asked to solve
     return PolicyRun(name, None, doc, seconds, status="failed", error=error, exception=err)
+
+
+def peak_rss_mb() -> float:
+    """The largest resident memory of this process or any of its finished children so far, MB (Linux)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) / 1024, 1)  # Linux reports KB
 
 
 def distinct_names(policies: list[Policy]) -> list[str]:

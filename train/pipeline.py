@@ -30,7 +30,7 @@ from energy_env.community import build_community
 from energy_env.episodes import WEEK
 from energy_env.results import results_json
 from policies.registry import make_policy
-from train.benchmark import BenchmarkRuns, PolicyFailed, PolicyRun, run_benchmark
+from train.benchmark import BenchmarkRuns, PolicyFailed, PolicyRun, peak_rss_mb, run_benchmark
 from train.ppo import train_shared
 from train.run_config import RunConfig, with_sections
 
@@ -152,12 +152,3 @@ def at_scale_recipe(run: RunConfig, num_households: int) -> tuple[RunConfig, dic
                "benchmark": {"policies": policies}}
     scaled = with_sections(run, changed)
     return scaled, {**changed, "forecasters": "the global FedAvg model for every home (no fine-tuning)"}
-
-
-def peak_rss_mb() -> float:
-    """The largest resident memory of this process or any of its finished children so far, MB."""
-    import resource
-
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(own, children) / 1024, 1)  # Linux reports KB

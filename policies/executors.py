@@ -11,29 +11,61 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Sequence
 
 ENGINES = ("processes", "ray")
 
 
-def map_tasks(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 1, engine: str = "processes") -> list[Any]:
+def map_tasks(fn: Callable[[Any], Any], items: Sequence[Any], workers: int = 1, engine: str = "processes",
+              progress: str | None = None) -> list[Any]:
     """``[fn(x) for x in items]``, ``workers`` at a time on ``engine``; results in the order of ``items``.
 
     ``fn`` and the items must pickle. One worker (or one item) runs here, in this process.
+    ``progress``: a bar of that name counts the finished items.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     items = list(items)
-    if engine == "ray":
-        return _ray_map(fn, items)
-    if workers <= 1 or len(items) <= 1:
-        return [fn(x) for x in items]
-    with ProcessPoolExecutor(min(workers, len(items)), mp_context=mp.get_context("spawn")) as pool:
-        return list(pool.map(fn, items))
+    bar = _bar(progress, len(items))
+    try:
+        if engine == "ray":
+            return _ray_map(fn, items, bar)
+        if workers <= 1 or len(items) <= 1:
+            results = []
+            for x in items:
+                results.append(fn(x))
+                bar.update(1)
+            return results
+        results: list[Any] = [None] * len(items)
+        with ProcessPoolExecutor(min(workers, len(items)), mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(fn, x): k for k, x in enumerate(items)}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update(1)
+        return results
+    finally:
+        bar.close()
 
 
-def _ray_map(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+def _bar(desc: str | None, total: int):
+    """A tqdm bar, or a stand-in that does nothing (no tqdm needed without a bar)."""
+    if desc is None:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="task", leave=False)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _ray_map(fn: Callable[[Any], Any], items: list[Any], bar) -> list[Any]:
     try:
         import ray
     except ImportError as err:
@@ -41,4 +73,9 @@ def _ray_map(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True, log_to_driver=False)
     task = ray.remote(fn)
-    return ray.get([task.remote(x) for x in items])
+    refs = [task.remote(x) for x in items]
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        bar.update(len(done))
+    return ray.get(refs)

@@ -109,5 +109,5 @@ def _closed_loop(community: Community, length: int, horizon_intervals: int, star
     from energy_env.rollout import rollout
 
     controller = MPCPolicy(horizon_intervals)
-    traj = rollout(community, controller.act, np.asarray(starts), length)
+    traj = rollout(community, controller.act, np.asarray(starts), length, observations=False)
     return traj["battery_ac_kwh"], controller.solve_seconds, controller.num_solves

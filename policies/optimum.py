@@ -62,7 +62,7 @@ def replay_decomposition(community: Community, start: int, length: int, found: W
     def act(obs: np.ndarray, state: State, com: Community) -> np.ndarray:
         return setpoints_from_ac_kwh(candidates[np.arange(len(starts)), state.t - state.start], max_ac)
 
-    traj = rollout(community, act, starts, length)
+    traj = rollout(community, act, starts, length, observations=False)
     costs = traj["cost_usd"].sum(axis=(0, 2))
     k = int(np.argmin(costs))
     problem = episode_problem(community, start, length)
@@ -119,6 +119,7 @@ class OraclePolicy:
         self.method, self.exact_max_households = method, exact_max_households
         self.sample_households, self.passes, self.engine = sample_households, passes, engine
         self.group_households = group_households
+        self.progress = False  # a bar over the episodes (the benchmark switches it on)
         self.settings = None  # the OracleSettings it was made from (the registry sets it): results record them
         self.schedules: list[Schedule] = []
         self._starts = np.zeros(0, dtype=np.int64)
@@ -136,13 +137,14 @@ class OraclePolicy:
         workers = min(self.workers, len(starts_list))
         schedules: list[Schedule | None] = [None] * len(starts_list)
         if self.method_for(community.num_households) == "exact":
-            schedules = map_tasks(partial(_exact, community, length, self.mip_rel_gap, self.budget), starts_list, workers, self.engine)
+            schedules = map_tasks(partial(_exact, community, length, self.mip_rel_gap, self.budget), starts_list, workers, self.engine,
+                                  progress="oracle (exact)" if self.progress else None)
         todo = [i for i, s in enumerate(schedules) if s is None]  # decomposed: by method, or for want of a schedule
         if todo:
             problems = [episode_problem(community, starts_list[i], length) for i in todo]
             found = map_tasks(partial(_decomposed, sample=self.sample_households, passes=self.passes,
                                       group_size=self.group_households, budget=self.budget),
-                              problems, workers, self.engine)
+                              problems, workers, self.engine, progress="oracle (decomposed)" if self.progress else None)
             for i, (week, seconds) in zip(todo, found):
                 schedules[i] = replay_decomposition(community, starts_list[i], length, week, seconds)
         self.schedules = schedules

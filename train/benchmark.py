@@ -100,10 +100,12 @@ def run_policy(
         community = build_community(cfg, dataset=community.dataset, provider=_provider_of(community))
     t0 = time.perf_counter()
     if hasattr(policy, "plan"):
+        if hasattr(policy, "progress"):
+            policy.progress = progress
         policy.plan(community, starts, length)
     bar = tqdm(total=length, desc=f"{name:>12}", unit="step", disable=not progress, leave=False)
     try:
-        traj = rollout(community, policy.act, starts, length, progress=bar)
+        traj = rollout(community, policy.act, starts, length, progress=bar, observations=False)
     finally:
         bar.close()
     seconds = time.perf_counter() - t0

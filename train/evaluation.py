@@ -36,7 +36,7 @@ class TestWeekEvaluator:
 
         if hasattr(policy, "plan"):
             policy.plan(self.community, self.starts, self.length)
-        traj = rollout(self.community, policy.act, self.starts, self.length)
+        traj = rollout(self.community, policy.act, self.starts, self.length, observations=False)
         if self.baseline_usd is None:
             self.baseline_usd = float(traj["baseline_cost_usd"].sum())
         return float(traj["cost_usd"].sum())

@@ -65,6 +65,10 @@ class _NoBar:
         return None
 
 
+def _call(fn: Callable[[Any], Any], x: Any) -> Any:
+    return fn(x)
+
+
 def _ray_map(fn: Callable[[Any], Any], items: list[Any], bar) -> list[Any]:
     try:
         import ray
@@ -72,8 +76,9 @@ def _ray_map(fn: Callable[[Any], Any], items: list[Any], bar) -> list[Any]:
         raise ImportError("engine 'ray' needs Ray: pip install 'wattshare[ray]'") from err
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True, log_to_driver=False)
-    task = ray.remote(fn)
-    refs = [task.remote(x) for x in items]
+    task = ray.remote(_call)  # a module function: Ray takes neither partials nor builtins as tasks
+    fn_ref = ray.put(fn)  # shipped once, not once per item
+    refs = [task.remote(fn_ref, x) for x in items]
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1)

@@ -90,3 +90,17 @@ def test_tasks_give_the_same_results_in_processes_and_inline():
     assert map_tasks(abs, [-3, 2, -1], workers=2) == map_tasks(abs, [-3, 2, -1], workers=1) == [3, 2, 1]
     with pytest.raises(ValueError, match="unknown engine"):
         map_tasks(abs, [1], engine="dask")
+
+
+def test_tasks_run_as_ray_tasks(fifty):
+    ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)  # else map_tasks starts Ray on every core
+    try:
+        assert map_tasks(abs, [-3, 2, -1], engine="ray") == [3, 2, 1]
+        com, starts = fifty
+        kwargs = dict(method="decomposition", sample_households=10, passes=1, group_households=0)
+        on_ray = OraclePolicy(engine="ray", **kwargs).plan(com, np.array(starts[:1]), DAYS)
+        here = OraclePolicy(**kwargs).plan(com, np.array(starts[:1]), DAYS)
+        assert on_ray[0].community_cost_usd == pytest.approx(here[0].community_cost_usd, rel=1e-9)
+    finally:
+        ray.shutdown()

@@ -72,7 +72,7 @@ class CommunityData:
     pricing_description: str
     market_score_buyer: np.ndarray  # (T,): the profitability score's market term w1 m for a buyer
     market_score_seller: np.ndarray  # (T,): and for a seller (signals.market_terms of the expected price)
-    # (T, 13 + 2 H) float32: the observation's scenario block of each interval, derived from the
+    # (T, 17 + 2 H) float32: the observation's scenario block of each interval, derived from the
     # arrays above once (scenario_observation_table); the fields read from the state are 0
     scenario_obs: np.ndarray
     # (T, N): load above PV + import limit, shed before the battery acts (grid.over_limit:
@@ -385,6 +385,9 @@ def observation_bounds(params: CommunityParams, data: CommunityData) -> tuple[np
     }
     ranges["import_price_forecast_usd_per_kwh"] = ranges["import_price_usd_per_kwh"]
     ranges["export_price_forecast_usd_per_kwh"] = ranges["export_price_usd_per_kwh"]
+    ranges["import_price_max_next_day_usd_per_kwh"] = ranges["import_price_usd_per_kwh"]
+    ranges["export_price_max_next_day_usd_per_kwh"] = ranges["export_price_usd_per_kwh"]
+    ranges["hours_to_import_price_max"] = ranges["hours_to_export_price_max"] = (0.5, 24.0)
     ranges.update({name: (-1.0, 1.0) for name in TIME_FEATURES if name.endswith(("_sin", "_cos"))})
     missing = [f.name for f in OBSERVATION if f.name not in ranges]
     if missing:  # a field added to the layout needs its range here

@@ -43,15 +43,21 @@ ROWS = (*INFO_KEYS, "reward", "throughput_kwh", "baseline_used_kwh")
 NUM_INFO_ROWS = len(INFO_KEYS)
 NUM_ROWS = len(ROWS)
 _R = {name: k for k, name in enumerate(ROWS)}
-# Row and field numbers as module constants, looked up by name: numba compiles them in.
-_LOAD, _PV, _CURT, _AC, _SOC = _R["load_kwh"], _R["pv_kwh"], _R["pv_curtailed_kwh"], _R["battery_ac_kwh"], _R["soc_kwh"]
-_GI, _GE, _BOUGHT, _SOLD = _R["grid_import_kwh"], _R["grid_export_kwh"], _R["p2p_bought_kwh"], _R["p2p_sold_kwh"]
-_PAID, _REVENUE, _DEG_USD, _CREDIT_USD = _R["p2p_paid_usd"], _R["p2p_revenue_usd"], _R["degradation_usd"], _R["baseline_credit_usd"]
-_SETTLE, _COST, _BASE = _R["terminal_settlement_usd"], _R["cost_usd"], _R["baseline_cost_usd"]
-_CLIPPED, _OOB, _VIOL, _UNSERVED = _R["action_clipped_kwh"], _R["action_out_of_box"], _R["constraint_violation_kwh"], _R["unserved_kwh"]
-_IMP_PRICE, _EXP_PRICE, _PRICE = _R["import_price_usd_per_kwh"], _R["export_price_usd_per_kwh"], _R["market_price_usd_per_kwh"]
-_SDR, _CLEARED, _SCORE, _NEED = _R["sdr"], _R["market_cleared"], _R["profitability_score"], _R["power_need_signal"]
-_REWARD, _THR, _USED = _R["reward"], _R["throughput_kwh"], _R["baseline_used_kwh"]
+# Row numbers as literals of this file: numba compiles them in and caches the machine code keyed on
+# this file alone, so positions derived from layout.py would go stale in the cache when it
+# changes. A layout change that moves a row fails here instead (then update this list).
+(_LOAD, _PV, _CURT, _AC, _SOC, _GI, _GE, _BOUGHT, _SOLD, _PAID, _REVENUE, _DEG_USD, _CREDIT_USD, _SETTLE, _COST, _BASE,
+ _CLIPPED, _OOB, _VIOL, _UNSERVED, _IMP_PRICE, _EXP_PRICE, _PRICE, _SDR, _CLEARED, _SCORE, _NEED, _REWARD, _THR, _USED) = range(30)
+_KERNEL_ROWS = (
+    "load_kwh", "pv_kwh", "pv_curtailed_kwh", "battery_ac_kwh", "soc_kwh", "grid_import_kwh", "grid_export_kwh",
+    "p2p_bought_kwh", "p2p_sold_kwh", "p2p_paid_usd", "p2p_revenue_usd", "degradation_usd", "baseline_credit_usd",
+    "terminal_settlement_usd", "cost_usd", "baseline_cost_usd", "action_clipped_kwh", "action_out_of_box",
+    "constraint_violation_kwh", "unserved_kwh", "import_price_usd_per_kwh", "export_price_usd_per_kwh",
+    "market_price_usd_per_kwh", "sdr", "market_cleared", "profitability_score", "power_need_signal",
+    "reward", "throughput_kwh", "baseline_used_kwh",
+)
+if ROWS != _KERNEL_ROWS:
+    raise ImportError("energy_env.layout's info keys changed: update kernel._KERNEL_ROWS and the row numbers beside it")
 # Where each StepResult field comes from, in field order: (0, row) a household row of the block,
 # (1, row) a per-scenario value (each home's row holds it), (2, k) the k-th of the kernel's flags.
 _FLAGS = ("action_out_of_box", "market_cleared", "done")
@@ -60,11 +66,22 @@ _RESULT_ROWS = tuple(
     for f in fields(core.StepResult)
 )
 _SDR_RULE, _MID_MARKET, _NONE = Mechanism.SDR.code, Mechanism.MID_MARKET.code, Mechanism.NONE.code  # else bill sharing
-_F = FIELD_INDEX
-_F_SOC, _F_CAP, _F_LOAD, _F_PV = _F["soc_fraction"], _F["battery_capacity_kwh"], _F["load_kwh"], _F["pv_kwh"]
-_F_LOAD_FC, _F_PV_FC, _F_SCENARIO = _F["load_forecast_kwh"], _F["pv_forecast_kwh"], _F["import_price_usd_per_kwh"]
-_F_LAST_SDR, _F_LAST_PRICE, _F_EXP_SDR = _F["last_sdr"], _F["last_market_price_usd_per_kwh"], _F["expected_sdr"]
-_F_PROGRESS, _F_SCORE, _F_NEED = _F["episode_progress"], _F["profitability_score"], _F["power_need_signal"]
+# The observation fields the kernel writes itself, each found through ``offsets`` (built from the
+# layout per community), at fixed positions of this file: the layout may add or move fields
+# without the cached machine code going stale. "scenario" is where the precomputed row starts.
+_KERNEL_FIELDS = (
+    "soc_fraction", "battery_capacity_kwh", "load_kwh", "pv_kwh", "load_forecast_kwh", "pv_forecast_kwh", "scenario",
+    "last_sdr", "last_market_price_usd_per_kwh", "expected_sdr", "episode_progress", "profitability_score", "power_need_signal",
+)
+(_F_SOC, _F_CAP, _F_LOAD, _F_PV, _F_LOAD_FC, _F_PV_FC, _F_SCENARIO, _F_LAST_SDR, _F_LAST_PRICE, _F_EXP_SDR, _F_PROGRESS,
+ _F_SCORE, _F_NEED) = range(13)
+
+
+def kernel_offsets(horizon: int) -> np.ndarray:
+    """Offsets of :data:`_KERNEL_FIELDS` in an observation of forecast ``horizon`` (int64)."""
+    lay = observation_layout(horizon)
+    return np.array([lay.scenario_slice().start if name == "scenario" else lay.offsets[FIELD_INDEX[name]]
+                     for name in _KERNEL_FIELDS], dtype=np.int64)
 
 # Positions in the packed scalar parameters.
 _LOSS, _ETA_C, _ETA_D, _DEG, _CREDIT, _TERMINAL, _SDR_CAP, _REF = range(8)
@@ -338,7 +355,7 @@ class _Packed:
     pv_fc: np.ndarray
     scen_obs: np.ndarray
     unserved: np.ndarray  # (T, N), or (1, 1) when there is no unserved load
-    offsets: np.ndarray  # (fields,) int64: each observation field's offset (energy_env.layout)
+    offsets: np.ndarray  # (13,) int64: the offsets of _KERNEL_FIELDS (kernel_offsets)
 
 
 def _pack(params: core.CommunityParams, data: core.CommunityData) -> _Packed:
@@ -370,7 +387,7 @@ def _pack(params: core.CommunityParams, data: core.CommunityData) -> _Packed:
         pv_fc=data.pv_fc_kwh,
         scen_obs=c(data.scenario_obs, dtype=np.float32),
         unserved=c(data.unserved_kwh, dtype=np.float64) if any_unserved else np.zeros((1, 1)),
-        offsets=np.array(observation_layout(params.horizon).offsets, dtype=np.int64),
+        offsets=kernel_offsets(params.horizon),
     )
 
 

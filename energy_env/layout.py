@@ -63,6 +63,12 @@ OBSERVATION: tuple[ObsField, ...] = (
     ObsField("export_price_usd_per_kwh", "scenario", "export credit now"),
     ObsField("import_price_forecast_usd_per_kwh", "scenario", "tariff import prices of the next intervals", per_step=True),
     ObsField("export_price_forecast_usd_per_kwh", "scenario", "export credits of the next intervals", per_step=True),
+    # A day ahead, beyond the forecast horizon: NEM 3's evening export credits and the peak are
+    # what a midday charge is for, and 3 hours do not see them.
+    ObsField("import_price_max_next_day_usd_per_kwh", "scenario", "highest import price of the next 24 hours"),
+    ObsField("hours_to_import_price_max", "scenario", "hours until that price first applies (0.5-24)"),
+    ObsField("export_price_max_next_day_usd_per_kwh", "scenario", "highest export credit of the next 24 hours"),
+    ObsField("hours_to_export_price_max", "scenario", "hours until that credit first applies (0.5-24)"),
     ObsField("last_sdr", "scenario", "last interval's supply-demand ratio (capped at `market.sdr_observation_cap`)", from_state=True),
     ObsField("last_market_price_usd_per_kwh", "scenario", "last interval's P2P price", from_state=True),
     ObsField("expected_sdr", "scenario", "the coordinator's estimate of this interval's SDR (capped)"),

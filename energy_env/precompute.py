@@ -56,6 +56,19 @@ def _price_windows(price: np.ndarray, horizon: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(padded, horizon)[: len(price)]
 
 
+def day_ahead_max(price: np.ndarray, steps: int = INTERVALS_PER_DAY) -> tuple[np.ndarray, np.ndarray]:
+    """``(max, hours_to_max)`` of ``price`` over the ``steps`` intervals after each interval.
+
+    Past the data set's end its last price repeats; ``hours_to_max`` is the first interval with
+    the maximum, in hours (0.5 for the next interval).
+    """
+    padded = np.concatenate([price[1:], np.repeat(price[-1:], steps)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, steps)[: len(price)]
+    first = windows.argmax(axis=1)
+    hours = (first + 1) * (24.0 / INTERVALS_PER_DAY)
+    return windows[np.arange(len(price)), first], hours
+
+
 def scenario_observation_table(
     import_usd: np.ndarray,
     export_usd: np.ndarray,
@@ -65,15 +78,21 @@ def scenario_observation_table(
     expected_price_usd: np.ndarray,
     time_features: np.ndarray,
 ) -> np.ndarray:
-    """The observation's scenario block for every interval, float32 ``(T, 13 + 2 H)``.
+    """The observation's scenario block for every interval, float32 ``(T, 17 + 2 H)``.
 
     Columns in the layout's order (:data:`energy_env.layout.SCENARIO_FIELDS`): prices now and
-    ahead, the coordinator's expected SDR (uncapped here: capping commutes with rounding to
+    ahead, each price's maximum over the next day and when it comes, the coordinator's expected SDR (uncapped here: capping commutes with rounding to
     float32) and price, time features; the fields :func:`observe` takes from the state are 0 here.
     One row gather per step replaces a dozen small array operations.
     """
     t = import_usd.shape[0]
+    imp_max, imp_hours = day_ahead_max(import_usd)
+    exp_max, exp_hours = day_ahead_max(export_usd)
     columns = {
+        "import_price_max_next_day_usd_per_kwh": imp_max[:, None],
+        "hours_to_import_price_max": imp_hours[:, None],
+        "export_price_max_next_day_usd_per_kwh": exp_max[:, None],
+        "hours_to_export_price_max": exp_hours[:, None],
         "import_price_usd_per_kwh": import_usd[:, None],
         "export_price_usd_per_kwh": export_usd[:, None],
         "import_price_forecast_usd_per_kwh": import_fc_usd,

@@ -214,7 +214,7 @@ def test_weights_file_with_a_pickle_payload_is_refused(tmp_path, shared):
 def test_checkpoint_of_another_env(shared, independent):
     _, _, out = shared
     other_horizon = build_community(make_config(num_households=3, forecast={"horizon": 4}))
-    _raises(out, "meta.json", r"another observation layout \(\d+ fields of 43 values vs the env's \d+ of \d+", other_horizon)
+    _raises(out, "meta.json", r"another observation layout \(\d+ fields of 47 values vs the env's \d+ of \d+", other_horizon)
     community, _, per_home = independent
     _raises(per_home, "meta.json", r"independent policies for 2 homes \(one network each\), the community has 3", build_community(make_config(num_households=3)))
     LearnedPolicy.load(out, build_community(make_config(num_households=5)))  # one shared network fits any community size
@@ -229,11 +229,11 @@ def _savez(path, **arrays):
     (lambda p: p.write_bytes(b""), r"corrupt \(EOFError"),
     (lambda p: p.write_bytes(b"PK\x03\x04 not really"), r"corrupt"),
     (lambda p: p.unlink(), r"missing"),
-    (lambda p: _savez(p, mean=np.zeros((1, 7)), var=np.ones((1, 7))), r"mean has shape \(1, 7\), expected \(1, 43\)"),
-    (lambda p: _savez(p, mean=np.zeros((1, 43))), r"no array 'var'"),
-    (lambda p: _savez(p, mean=np.zeros((1, 43)), var=np.full((1, 43), np.nan)), r"var holds 43 non-finite values"),
-    (lambda p: _savez(p, mean=np.zeros((1, 43)), var=-np.ones((1, 43))), r"var has negative values"),
-    (lambda p: _savez(p, mean=np.array([[Payload("/nonexistent/x")]], dtype=object), var=np.ones((1, 43))), r"corrupt \(ValueError: Object arrays"),
+    (lambda p: _savez(p, mean=np.zeros((1, 7)), var=np.ones((1, 7))), r"mean has shape \(1, 7\), expected \(1, 47\)"),
+    (lambda p: _savez(p, mean=np.zeros((1, 47))), r"no array 'var'"),
+    (lambda p: _savez(p, mean=np.zeros((1, 47)), var=np.full((1, 47), np.nan)), r"var holds 47 non-finite values"),
+    (lambda p: _savez(p, mean=np.zeros((1, 47)), var=-np.ones((1, 47))), r"var has negative values"),
+    (lambda p: _savez(p, mean=np.array([[Payload("/nonexistent/x")]], dtype=object), var=np.ones((1, 47))), r"corrupt \(ValueError: Object arrays"),
 ])
 def test_bad_normaliser(tmp_path, shared, write, match):
     community, _, out = shared
@@ -246,7 +246,7 @@ def test_bad_normaliser(tmp_path, shared, write, match):
     ({"network": KeyError}, r"missing key 'network'"),
     ({"num_households": "3"}, r"num_households is '3' \(str\), expected a int"),
     ({"mode": "central"}, r"mode 'central', expected one of"),
-    ({"observation_size": 44}, r"observation_size 44 but the observation_layout adds up to 43"),
+    ({"observation_size": 48}, r"observation_size 48 but the observation_layout adds up to 47"),
     ({"observation_layout": [["soc_fraction", "1"]]}, r"observation_layout\[0\] is \['soc_fraction', '1'\]"),
     ({"residual_scale": None}, r"residual_scale is None .* expected a finite number"),
     ({"residual_base": "os.system"}, r"residual_base must be null or one of"),
@@ -267,7 +267,7 @@ def test_edited_meta(tmp_path, shared, changes, match):
     ({"net_arch": [10**6]}, r"network.net_arch \[1000000\], expected up to 8 widths in 1..1024"),
     ({"activation": "os.system"}, r"network.activation 'os.system', expected one of"),
     ({"log_std_init": "-1"}, r"network.log_std_init '-1', expected a finite number"),
-    ({"net_arch": [32, 32]}, r"policy.pt: mlp_extractor.policy_net.0.weight is torch.float32 \(64, 43\), the network meta.json describes needs torch.float32 \(32, 43\)"),
+    ({"net_arch": [32, 32]}, r"policy.pt: mlp_extractor.policy_net.0.weight is torch.float32 \(64, 47\), the network meta.json describes needs torch.float32 \(32, 47\)"),
     ({"net_arch": {"pi": [64, 64], "vf": [32]}}, r"policy.pt: parameters do not match the network meta.json describes \(missing \[\], unexpected \['mlp_extractor.value_net.2.bias'"),
 ])
 def test_edited_network(tmp_path, shared, network, match):
@@ -336,3 +336,32 @@ def test_distinct_names(tmp_path, shared):
         distinct_names([policy, policy])
     with pytest.raises(ValueError, match="two policies are named 'rule_based'"):
         run_benchmark(make_config(num_households=3), ["rule_based", "rule_based"], tmp_path / "b", max_weeks=1, plots=False, progress=False)
+
+
+# --- transfer: a shared checkpoint acts on other homes ---------------------------------------
+
+
+def _acts_on(policy, community):
+    from energy_env.rollout import rollout
+
+    starts = np.array([48 * 30])
+    out = rollout(community, policy.act, starts, 96)
+    assert np.isfinite(out["cost_usd"]).all() and out["cost_usd"].shape == (96, 1, community.num_households)
+    assert (out["action_out_of_box"] == 0).all() and (out["constraint_violation_kwh"] == 0).all()
+
+
+def test_shared_checkpoint_acts_on_another_community_of_another_size(shared):
+    """Trained on 3 synthetic homes; acts unchanged on 7 others (another seed, year, mixed batteries)."""
+    _, _, out = shared
+    other = build_community(make_config(num_households=7, seed=5, data={"year": 2024},
+                                        battery={"capacity_kwh": [13.5, 5.0, 0.0, 20.0, 13.5, 10.0, 13.5]}))
+    _acts_on(LearnedPolicy.load(out, other), other)
+
+
+def test_shared_checkpoint_acts_on_measured_homes(shared):
+    from tests.conftest import require_shared
+
+    path = require_shared()
+    _, _, out = shared
+    citylearn = build_community(make_config(num_households=5, data={"source": "citylearn", "path": str(path)}))
+    _acts_on(LearnedPolicy.load(out, citylearn), citylearn)

@@ -20,7 +20,7 @@ def test_offsets_tile_the_vector(horizon):
         assert lay.slice(name).stop - lay.slice(name).start == width
     assert (covered == 1).all() and lay.size == core.observation_size(horizon)
     row = lay.scenario_slice()
-    assert row.stop - row.start == 13 + 2 * horizon
+    assert row.stop - row.start == 17 + 2 * horizon
     assert lay.in_scenario_row("import_price_usd_per_kwh") == slice(0, 1)
 
 
@@ -61,3 +61,31 @@ def test_docs_table_is_the_layout():
 def test_info_rows_of_the_kernel_are_the_info_keys():
     assert kernel.ROWS[: kernel.NUM_INFO_ROWS] == layout.INFO_KEYS
     assert len(set(kernel.ROWS)) == len(kernel.ROWS)
+
+
+def test_kernel_offsets_follow_the_layout():
+    """The kernel's fixed field positions map to the layout's offsets, whatever fields the layout adds."""
+    for horizon in (1, 6, 12):
+        lay = layout.observation_layout(horizon)
+        off = kernel.kernel_offsets(horizon)
+        for k, name in enumerate(kernel._KERNEL_FIELDS):
+            assert off[k] == (lay.scenario_slice().start if name == "scenario" else lay.offsets[layout.FIELD_INDEX[name]])
+    assert kernel.ROWS == kernel._KERNEL_ROWS
+
+
+def test_day_ahead_fields_see_the_evening_from_noon():
+    from energy_env.precompute import day_ahead_max
+
+    price = np.array([1.0, 3.0, 2.0, 3.0, 0.5])
+    top, hours = day_ahead_max(price, steps=2)
+    np.testing.assert_array_equal(top, [3.0, 3.0, 3.0, 0.5, 0.5])  # past the end the last price repeats
+    np.testing.assert_array_equal(hours, [0.5, 1.0, 0.5, 0.5, 0.5])  # the first interval with the max
+    com = make_community(num_households=2)
+    lay = layout.observation_layout(com.params.horizon)
+    noon = 24 + 48 * 200  # 12:00 of a summer day, 30-minute intervals
+    state = core.reset_state(com.params, com.data, np.array([noon]), 48)
+    obs = core.observe(state, com.params, com.data)[0, 0]
+    ahead = com.data.export_usd_per_kwh[noon + 1: noon + 49]
+    assert obs[lay.at("export_price_max_next_day_usd_per_kwh")] == np.float32(ahead.max())
+    assert obs[lay.at("hours_to_export_price_max")] == 0.5 * (ahead.argmax() + 1)
+    assert obs[lay.at("import_price_max_next_day_usd_per_kwh")] == np.float32(com.data.import_usd_per_kwh[noon + 1: noon + 49].max())

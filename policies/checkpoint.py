@@ -40,6 +40,7 @@ from torch import nn
 
 from energy_env.community import Community
 from energy_env.core import observation_fields
+from policies.observation_scale import SCALES
 
 FORMAT = "wattshare-policy"
 FORMAT_VERSION = 1
@@ -129,7 +130,7 @@ def build_policy(network: dict[str, Any], obs_size: int, action_space: spaces.Bo
 
 def make_meta(
     *, name: str, mode: str, community: Community, network: dict[str, Any], residual_base: str | None,
-    residual_scale: float, household_steps: int, extra: dict[str, Any] | None = None,
+    residual_scale: float, household_steps: int, observation_scale: str = "absolute", extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``meta.json`` of a new checkpoint (``extra``: informative keys such as settings and config)."""
     if mode not in MODES:
@@ -152,6 +153,7 @@ def make_meta(
         "residual_base": residual_base,
         "residual_scale": float(residual_scale),
         "forecast_provider": community.data.forecast_name,
+        "observation_scale": observation_scale,
         "household_steps": int(household_steps),
         **(extra or {}),
     }
@@ -236,6 +238,10 @@ def validate_meta(meta: dict[str, Any], meta_path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{meta_path}: missing key 'residual_base'")
     check_residual(meta, meta_path)
     _get(meta, "forecast_provider", str, meta_path)
+    if "observation_scale" in meta:  # absent in checkpoints written before it existed: absolute
+        scale = _get(meta, "observation_scale", str, meta_path)
+        if scale not in SCALES:
+            raise CheckpointError(f"{meta_path}: observation_scale {scale!r}, expected one of {SCALES}")
     _get(meta, "package_version", str, meta_path)
     if _get(meta, "household_steps", int, meta_path) < 0:
         raise CheckpointError(f"{meta_path}: household_steps must be >= 0")

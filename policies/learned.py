@@ -5,7 +5,8 @@ A checkpoint is a folder written by ``wattshare train-policies`` (format: :mod:`
 community size, residual base, forecasts, training steps), ``policy.pt`` (mode ``shared``: one
 network for every home) or ``policy_<i>.pt`` (``independent`` / ``federated``: one per home),
 state dicts of tensors read with ``torch.load(weights_only=True)``, and ``obs_rms.npz``, the
-observation normalisation per network. Loading runs no code from the files: it rebuilds the
+observation normalisation per network (applied after the checkpoint's ``observation_scale``:
+:mod:`policies.observation_scale`). Loading runs no code from the files: it rebuilds the
 networks from ``meta.json`` and checks every file, and the metadata against the community
 (observation layout, action space, number of homes for per-home modes); any problem raises
 :class:`CheckpointError` naming the file and the mismatch.
@@ -42,6 +43,7 @@ from policies.checkpoint import (
     validate_meta,
     weights_files,
 )
+from policies.observation_scale import ObservationScaler
 
 __all__ = ["CLIP_OBS", "CheckpointError", "LearnedPolicy", "LoadedModel", "ObsNormalizer", "layout_of", "read_meta"]
 
@@ -79,6 +81,7 @@ class LearnedPolicy:
         name: str = "ppo",
         residual_base: str | None = None,
         residual_scale: float = 0.5,
+        observation_scale: str = "absolute",
     ) -> None:
         self.models = models
         self.normalizers = normalizers
@@ -86,6 +89,8 @@ class LearnedPolicy:
         self.name = name
         self.residual_base = residual_base
         self.residual_scale = residual_scale
+        self.observation_scale = observation_scale
+        self.scaler = ObservationScaler(observation_scale)  # per_home: energies / each home's typical load
         self.source: Path | None = None  # the checkpoint folder it was loaded from
         self.base = None
         if residual_base is not None:  # the network corrects this controller's setpoint
@@ -119,7 +124,8 @@ class LearnedPolicy:
             net.load_state_dict(load_state_dict(path / f, net.state_dict()))
             models.append(LoadedModel(net))
         normalizers = [ObsNormalizer(m, v) for m, v in zip(stats["mean"], stats["var"])]
-        policy = cls(models, normalizers, meta["mode"], name or meta["name"], meta["residual_base"], meta["residual_scale"])
+        policy = cls(models, normalizers, meta["mode"], name or meta["name"], meta["residual_base"], meta["residual_scale"],
+                     meta.get("observation_scale", "absolute"))
         policy.source = path
         return policy
 
@@ -158,13 +164,14 @@ class LearnedPolicy:
     def act(self, obs: np.ndarray, state: State | None = None, community: Community | None = None) -> np.ndarray:
         """Setpoints ``(B, N)`` for observations ``(B, N, D)``."""
         b, n, d = obs.shape
+        seen = self.scaler(obs, community)  # the controller below (residual base) reads the env's own
         if self.mode == "shared":  # independent / federated: one network per home
-            flat = self.normalizers[0](obs.reshape(b * n, d))
+            flat = self.normalizers[0](seen.reshape(b * n, d))
             actions = self.models[0].policy.predict(flat, deterministic=True)[0].reshape(b, n)
         else:
             actions = np.empty((b, n))
             for i, (model, norm) in enumerate(zip(self.models, self.normalizers)):  # one small net per home
-                actions[:, i] = model.policy.predict(norm(obs[:, i]), deterministic=True)[0].reshape(b)
+                actions[:, i] = model.policy.predict(norm(seen[:, i]), deterministic=True)[0].reshape(b)
         if self.base is not None:
             actions = self.base.act(obs, state, community) + self.residual_scale * np.clip(actions, -1.0, 1.0)
         return np.clip(actions, -1.0, 1.0)

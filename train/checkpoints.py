@@ -22,7 +22,8 @@ def snapshot_policy(models: list[PPO], normalizers: list[ObsNormalizer], mode: s
     """The current policies as a deterministic :class:`LearnedPolicy`."""
     residual = settings.residual_base if settings else None
     name = f"ppo_{mode}" + (f"_residual_{residual}" if residual else "")
-    return LearnedPolicy(models, normalizers, mode, name=name, residual_base=residual, residual_scale=settings.residual_scale if settings else 0.5)
+    return LearnedPolicy(models, normalizers, mode, name=name, residual_base=residual, residual_scale=settings.residual_scale if settings else 0.5,
+                         observation_scale=settings.observation_scale if settings else "absolute")
 
 
 def save_checkpoint(
@@ -39,7 +40,7 @@ def save_checkpoint(
     meta = checkpoint.make_meta(
         name=policy.name, mode=policy.mode, community=community, network=checkpoint.network_spec(nets[0]),
         residual_base=policy.residual_base, residual_scale=policy.residual_scale, household_steps=steps,
-        extra={"dataset": community.dataset.name, "data": _trained_on(community), "settings": settings.model_dump(mode="json"), "config": community.config.model_dump(mode="json")},
+        observation_scale=policy.observation_scale, extra={"dataset": community.dataset.name, "data": _trained_on(community), "settings": settings.model_dump(mode="json"), "config": community.config.model_dump(mode="json")},
     )
     arrays = {"mean": np.stack([n.mean for n in policy.normalizers]), "var": np.stack([n.var for n in policy.normalizers]), **(running or {})}
     checkpoint.write_checkpoint(out, meta, nets, arrays)

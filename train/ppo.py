@@ -33,6 +33,7 @@ from energy_env.community import Community
 from policies import checkpoint
 from policies.checkpoint import CheckpointError
 from policies.learned import LearnedPolicy, ObsNormalizer
+from policies.observation_scale import ObservationScaler
 from train.checkpoints import save_checkpoint, snapshot_policy
 from train.evaluation import CurveLogger, TestWeekEvaluator
 from train.settings import PPOSettings
@@ -62,8 +63,35 @@ class ResidualVecEnv(VecEnvWrapper):
         return self.venv.step_wait()
 
 
-def make_vec_env(community: Community, scenarios: int, seed: int, backend: str = "core", residual_base: str | None = None, residual_scale: float = 0.5):
-    """A SB3 VecEnv of ``scenarios x N`` households on train days, normalised."""
+class ScaledObsVecEnv(VecEnvWrapper):
+    """Observations as a per-home-scaled policy sees them (:mod:`policies.observation_scale`)."""
+
+    def __init__(self, venv, community: Community) -> None:
+        super().__init__(venv)
+        self.community = community
+        self.scaler = ObservationScaler("per_home")
+
+    def _scaled(self, obs: np.ndarray) -> np.ndarray:
+        n = self.community.num_households
+        return self.scaler(obs.reshape(-1, n, obs.shape[-1]), self.community).reshape(obs.shape)
+
+    def reset(self):
+        return self._scaled(self.venv.reset())
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        for i in np.flatnonzero(dones).tolist():  # households of one scenario end together
+            start = i - i % self.community.num_households
+            terminal = np.stack([infos[j]["terminal_observation"] for j in range(start, start + self.community.num_households)])
+            infos[i]["terminal_observation"] = self._scaled(terminal)[i - start]
+        return self._scaled(obs), rewards, dones, infos
+
+
+def make_vec_env(
+    community: Community, scenarios: int, seed: int, backend: str = "core", residual_base: str | None = None,
+    residual_scale: float = 0.5, observation_scale: str = "absolute",
+):
+    """A SB3 VecEnv of ``scenarios x N`` households on train days, (per-home scaled,) normalised."""
     if backend == "core":
         from energy_env.vector import WattshareVecEnv
 
@@ -72,6 +100,8 @@ def make_vec_env(community: Community, scenarios: int, seed: int, backend: str =
             from policies.registry import make_policy
 
             venv = ResidualVecEnv(venv, make_policy(residual_base), residual_scale)
+        if observation_scale != "absolute":
+            venv = ScaledObsVecEnv(venv, community)
     elif backend == "supersuit":
         import supersuit as ss
 
@@ -180,7 +210,8 @@ def train_shared(community: Community, settings: PPOSettings, out: Path, backend
     """One PPO policy for every household (parameter sharing); ``resume`` continues the checkpoint in ``out``."""
     torch.set_num_threads(settings.torch_threads)
     set_random_seed(settings.seed)
-    venv = make_vec_env(community, settings.scenarios, settings.seed, backend, settings.residual_base, settings.residual_scale)
+    venv = make_vec_env(community, settings.scenarios, settings.seed, backend, settings.residual_base, settings.residual_scale,
+                        settings.observation_scale)
     if resume and (out / "meta.json").exists():
         model, done = resume_model(out, venv, settings, community)
     else:

@@ -40,6 +40,9 @@ class PPOSettings(StrictModel):
     # clip(base + scale * output); None learns the setpoint itself.
     residual_base: str | None = None
     residual_scale: float = Field(0.5, gt=0.0)
+    observation_scale: Literal["absolute", "per_home"] = Field(
+        "absolute", description="per_home: energies divided by each home's typical load, so the policy transfers (policies/observation_scale.py); shared mode."
+    )
     episode_length: Int = Field(WEEK, ge=1, description="Training episode, intervals (336: a week, like the evaluation).")
     # Savings against the home's own baseline remove the load-driven variance of the cost, so the
     # reward reflects only what the battery did; the evaluation still scores the cost.
@@ -56,6 +59,8 @@ class PPOSettings(StrictModel):
     def _consistent(self) -> "PPOSettings":
         if self.residual_base is not None and self.mode != "shared":
             raise ValueError(f"residual_base needs mode 'shared' (the per-home loops step the raw env), got mode {self.mode!r}")
+        if self.observation_scale != "absolute" and (self.mode != "shared" or self.vec != "core"):
+            raise ValueError("observation_scale per_home needs mode 'shared' and vec 'core' (per-home policies need no transfer)")
         if self.residual_base is not None and self.vec != "core":
             raise ValueError("residual_base needs vec 'core'")
         return self

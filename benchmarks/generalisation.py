@@ -40,7 +40,9 @@ SECOND_HALF = [f"Building_{k}" for k in (8, 9, 10, 11, 13, 16, 17)]
 TRAIN_SETS = ("synthetic", "citylearn", "citylearn_a", "citylearn_b")
 TEST_SETS = {"synthetic": ("synthetic",), "citylearn": ("citylearn", "synthetic", "citylearn_a", "citylearn_b"),
              "citylearn_b": ("citylearn_b", "citylearn_a", "synthetic")}  # test set: the training sets scored on it
-VARIANTS = {"plain": [], "residual": ["--residual", "rule_based"]}
+VARIANTS = {"plain": [], "residual": ["--residual", "rule_based"],  # *_per_home: --observation-scale per_home
+            "plain_per_home": ["--observation-scale", "per_home"],
+            "residual_per_home": ["--residual", "rule_based", "--observation-scale", "per_home"]}
 BASELINES = ["pge_baseline", "rule_based", "mpc", "oracle"]
 
 
@@ -130,10 +132,11 @@ def test_all(args: argparse.Namespace, configs: dict, folders: list[Path], out: 
     return rows, ok
 
 
-def spread(values: list[float]) -> str:
+def spread(values: list[float], digits: int = 3) -> str:
+    """``mean ± sd`` over seeds (the value alone for one seed)."""
     if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def tables(rows: list[dict]) -> str:
@@ -150,8 +153,8 @@ def tables(rows: list[dict]) -> str:
             if "train" in r:
                 groups.setdefault((r["method"], r["train"]), []).append(r)
         for (method, train), rs in sorted(groups.items()):
-            name = "ppo" if method == "plain" else "ppo residual on the rule"
-            lines.append(f"| {name} | {train} | {len(rs)} | {spread([r['saved_percent'] for r in rs]).replace('.000', '')} | "
+            name = ("ppo" if method.startswith("plain") else "ppo residual on the rule") + (", per-home scale" if method.endswith("per_home") else "")
+            lines.append(f"| {name} | {train} | {len(rs)} | {spread([r['saved_percent'] for r in rs], 2)} | "
                          f"{spread([r['oracle_share'] for r in rs])} |")
     return "\n".join(lines) + "\n"
 
@@ -164,15 +167,16 @@ def curves(folders: list[Path]) -> str:
             name, method, _ = label(f)
             lines = (f / "curve.csv").read_text().splitlines()
             keys = lines[0].split(",")
-            groups.setdefault((name, method), []).append([dict(zip(keys, map(float, line.split(",")))) for line in lines[1:]])
-    out = ["\n**Learning curves** (test weeks of the training set; oracle share, mean ± sd over seeds; wall s)\n",
+            groups.setdefault((name, method), []).append([dict(zip(keys, (float(v) if v else None for v in line.split(",")))) for line in lines[1:]])
+    out = ["\n**Learning curves** (test weeks of the training set: oracle share, mean ± sd over seeds, at household-steps and "
+           "training seconds, evaluations left out)\n",
            "| trained on | method | seeds | " + " | ".join(f"eval {k + 1}" for k in range(max((len(c) for g in groups.values() for c in g), default=0))) + " |"]
     out.append("|---|---|---|" + "---|" * (out[-1].count("|") - 4))
     for (name, method), runs in sorted(groups.items()):
         cells = []
         for k in range(min(len(c) for c in runs)):
             steps = runs[0][k]["household_steps"] / 1e6
-            wall = statistics.mean(c[k]["wall_seconds"] for c in runs)
+            wall = statistics.mean(c[k].get("train_seconds") or c[k]["wall_seconds"] for c in runs)
             cells.append(f"{steps:.1f} M, {wall:.0f} s: {spread([c[k]['oracle_share'] for c in runs])}")
         out.append(f"| {name} | {method} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"

@@ -71,27 +71,46 @@ class TestWeekEvaluator:
         return cost
 
 
+CURVE_COLUMNS = ["household_steps", "wall_seconds", "test_cost_usd", "savings_percent", "oracle_share", "train_seconds"]
+
+
 class CurveLogger:
-    """Appends evaluation points to ``curve.csv``: steps, seconds, cost, savings %, oracle share."""
+    """Appends evaluation points to ``curve.csv``: steps, seconds, cost, savings %, oracle share.
+
+    ``wall_seconds`` counts from the logger's start, evaluations included (the first one may
+    solve the oracle for minutes); ``train_seconds`` leaves the evaluations out: the training's
+    own time, the x-axis of a learning curve against time.
+    """
 
     def __init__(self, path: Path, evaluator: TestWeekEvaluator | None, append: bool = False) -> None:
         self.path = path
         self.evaluator = evaluator
         self.t0 = time.perf_counter()
+        self.eval_seconds = 0.0
         self.last_steps: int | None = None
-        if not (append and path.exists()):  # a resumed run continues its curve
+        if append and path.exists():  # a resumed run continues its curve (one written before train_seconds: empty there)
+            with path.open(newline="") as f:
+                rows = list(csv.reader(f))
+            if rows and rows[0] != CURVE_COLUMNS:
+                with path.open("w", newline="") as f:
+                    csv.writer(f).writerows([CURVE_COLUMNS] + [r + [""] * (len(CURVE_COLUMNS) - len(r)) for r in rows[1:]])
+        else:
             with path.open("w", newline="") as f:
-                csv.writer(f).writerow(["household_steps", "wall_seconds", "test_cost_usd", "savings_percent", "oracle_share"])
+                csv.writer(f).writerow(CURVE_COLUMNS)
 
     def log(self, steps: int, policy: LearnedPolicy) -> dict[str, float | None]:
         """Score ``policy`` and append its row; a second call at the same step count writes nothing."""
         if self.evaluator is None or steps == self.last_steps:
             return {}
         self.last_steps = steps
+        t_eval = time.perf_counter()
         cost = self.evaluator.cost_usd(policy)
         base = self.evaluator.baseline_usd
         share = self.evaluator.oracle_share(cost)
-        row = [steps, round(time.perf_counter() - self.t0, 1), round(cost, 2), round(100 * (base - cost) / base, 2), None if share is None else round(share, 4)]
+        now = time.perf_counter()
+        self.eval_seconds += now - t_eval
+        row = [steps, round(now - self.t0, 1), round(cost, 2), round(100 * (base - cost) / base, 2), None if share is None else round(share, 4),
+               round(now - self.t0 - self.eval_seconds, 1)]
         with self.path.open("a", newline="") as f:
             csv.writer(f).writerow(row)
-        return dict(zip(["household_steps", "wall_seconds", "test_cost_usd", "savings_percent", "oracle_share"], row))
+        return dict(zip(CURVE_COLUMNS, row))

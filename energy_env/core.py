@@ -75,6 +75,8 @@ class CommunityData:
     # (T, 17 + 2 H) float32: the observation's scenario block of each interval, derived from the
     # arrays above once (scenario_observation_table); the fields read from the state are 0
     scenario_obs: np.ndarray
+    # (T, N, K) float32: the observation's precomputed household fields (layout.HOUSEHOLD_TABLE_FIELDS)
+    household_obs: np.ndarray
     # (T, N): load above PV + import limit, shed before the battery acts (grid.over_limit:
     # unserved); a zero-strided view of 0.0 when there is none
     unserved_kwh: np.ndarray
@@ -342,6 +344,7 @@ def observe(state: State, params: CommunityParams, data: CommunityData) -> np.nd
     obs[:, :, lay.at("pv_kwh")] = pv
     obs[:, :, lay.slice("load_forecast_kwh")] = data.load_fc_kwh[t]
     obs[:, :, lay.slice("pv_forecast_kwh")] = data.pv_fc_kwh[t]
+    obs[:, :, lay.household_table_slice()] = data.household_obs[t]
     # The scenario block: the precomputed row of each scenario's interval, completed from the state.
     rows = data.scenario_obs[t]
     col = lambda name: lay.in_scenario_row(name).start  # noqa: E731
@@ -371,6 +374,8 @@ def observation_bounds(params: CommunityParams, data: CommunityData) -> tuple[np
         "pv_kwh": (0.0, float(data.pv_kwh.max())),
         "load_forecast_kwh": (min(0.0, float(data.load_fc_kwh.min())), float(data.load_fc_kwh.max())),
         "pv_forecast_kwh": (min(0.0, float(data.pv_fc_kwh.min())), float(data.pv_fc_kwh.max())),
+        "load_next_12h_yesterday_kwh": (0.0, float(data.household_obs[..., 0].max())),
+        "pv_next_12h_yesterday_kwh": (0.0, float(data.household_obs[..., 1].max())),
         "import_price_usd_per_kwh": (float(data.import_usd_per_kwh.min()), float(data.import_usd_per_kwh.max())),
         "export_price_usd_per_kwh": (float(data.export_usd_per_kwh.min()), float(data.export_usd_per_kwh.max())),
         "last_sdr": (0.0, cap),

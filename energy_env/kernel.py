@@ -68,20 +68,22 @@ _RESULT_ROWS = tuple(
 _SDR_RULE, _MID_MARKET, _NONE = Mechanism.SDR.code, Mechanism.MID_MARKET.code, Mechanism.NONE.code  # else bill sharing
 # The observation fields the kernel writes itself, each found through ``offsets`` (built from the
 # layout per community), at fixed positions of this file: the layout may add or move fields
-# without the cached machine code going stale. "scenario" is where the precomputed row starts.
+# without the cached machine code going stale. "scenario" is where the precomputed row starts,
+# "household_table" where the precomputed household fields do.
 _KERNEL_FIELDS = (
     "soc_fraction", "battery_capacity_kwh", "load_kwh", "pv_kwh", "load_forecast_kwh", "pv_forecast_kwh", "scenario",
     "last_sdr", "last_market_price_usd_per_kwh", "expected_sdr", "episode_progress", "profitability_score", "power_need_signal",
+    "household_table",
 )
 (_F_SOC, _F_CAP, _F_LOAD, _F_PV, _F_LOAD_FC, _F_PV_FC, _F_SCENARIO, _F_LAST_SDR, _F_LAST_PRICE, _F_EXP_SDR, _F_PROGRESS,
- _F_SCORE, _F_NEED) = range(13)
+ _F_SCORE, _F_NEED, _F_HH_TABLE) = range(14)
 
 
 def kernel_offsets(horizon: int) -> np.ndarray:
     """Offsets of :data:`_KERNEL_FIELDS` in an observation of forecast ``horizon`` (int64)."""
     lay = observation_layout(horizon)
-    return np.array([lay.scenario_slice().start if name == "scenario" else lay.offsets[FIELD_INDEX[name]]
-                     for name in _KERNEL_FIELDS], dtype=np.int64)
+    blocks = {"scenario": lay.scenario_slice().start, "household_table": lay.household_table_slice().start}
+    return np.array([blocks[name] if name in blocks else lay.offsets[FIELD_INDEX[name]] for name in _KERNEL_FIELDS], dtype=np.int64)
 
 # Positions in the packed scalar parameters.
 _LOSS, _ETA_C, _ETA_D, _DEG, _CREDIT, _TERMINAL, _SDR_CAP, _REF = range(8)
@@ -152,13 +154,15 @@ def _max(a, b):  # pragma: no cover - compiled
 
 
 @_jit
-def _observe(obs, t_next, start, end, soc, thr, last_price, last_sdr, scal, hp, prices, load, pv, load_fc, pv_fc, scen_obs, off, hh):  # pragma: no cover
+def _observe(obs, t_next, start, end, soc, thr, last_price, last_sdr, scal, hp, prices, load, pv, load_fc, pv_fc, scen_obs, hh_obs, off, hh):  # pragma: no cover
     """:func:`core.observe` into ``obs`` (``off``: each field's offset, layout order); with ``hh``
     (not None), also the two signals' info rows."""
     nb, n = soc.shape
     t_last = load.shape[0] - 1
     h = load_fc.shape[2]
     width = scen_obs.shape[1]
+    hh_width = hh_obs.shape[2]
+    jh = off[_F_HH_TABLE]
     j = off[_F_SCENARIO]  # the scenario block starts here; its row is scen_obs[t]
     exp_sdr = off[_F_EXP_SDR] - j
     sdr_cap = scal[_SDR_CAP]
@@ -181,6 +185,8 @@ def _observe(obs, t_next, start, end, soc, thr, last_price, last_sdr, scal, hp, 
             for k in range(h):
                 o[off[_F_LOAD_FC] + k] = load_fc[t, i, k]
                 o[off[_F_PV_FC] + k] = pv_fc[t, i, k]
+            for k in range(hh_width):
+                o[jh + k] = hh_obs[t, i, k]
             for k in range(width):
                 o[j + k] = scen_obs[t, k]
             o[off[_F_LAST_SDR]] = _min(last_sdr[b], sdr_cap)
@@ -354,8 +360,9 @@ class _Packed:
     load_fc: np.ndarray
     pv_fc: np.ndarray
     scen_obs: np.ndarray
+    hh_obs: np.ndarray  # (T, N, K) float32: the precomputed household fields
     unserved: np.ndarray  # (T, N), or (1, 1) when there is no unserved load
-    offsets: np.ndarray  # (13,) int64: the offsets of _KERNEL_FIELDS (kernel_offsets)
+    offsets: np.ndarray  # (14,) int64: the offsets of _KERNEL_FIELDS (kernel_offsets)
 
 
 def _pack(params: core.CommunityParams, data: core.CommunityData) -> _Packed:
@@ -386,6 +393,7 @@ def _pack(params: core.CommunityParams, data: core.CommunityData) -> _Packed:
         load_fc=data.load_fc_kwh,
         pv_fc=data.pv_fc_kwh,
         scen_obs=c(data.scenario_obs, dtype=np.float32),
+        hh_obs=c(data.household_obs, dtype=np.float32),
         unserved=c(data.unserved_kwh, dtype=np.float64) if any_unserved else np.zeros((1, 1)),
         offsets=kernel_offsets(params.horizon),
     )
@@ -414,7 +422,7 @@ class Stepper:
         k = self._packed
         obs = np.empty((*state.soc_kwh.shape, self._obs_width), dtype=np.float32)
         _observe(obs, state.t, state.start, state.end, state.soc_kwh, state.throughput_kwh, state.last_price_usd_per_kwh,
-                 state.last_sdr, k.scal, k.hp, k.prices, k.load, k.pv, k.load_fc, k.pv_fc, k.scen_obs, k.offsets, None)
+                 state.last_sdr, k.scal, k.hp, k.prices, k.load, k.pv, k.load_fc, k.pv_fc, k.scen_obs, k.hh_obs, k.offsets, None)
         return obs
 
     def step(self, state: core.State, action: np.ndarray) -> tuple[core.State, core.StepResult, np.ndarray, np.ndarray | None]:
@@ -440,7 +448,7 @@ class Stepper:
         )
         obs = np.empty((*soc.shape, self._obs_width), dtype=np.float32)
         _observe(obs, new_state.t, state.start, state.end, soc, hh[_THR], price, sdr,
-                 k.scal, k.hp, k.prices, k.load, k.pv, k.load_fc, k.pv_fc, k.scen_obs, k.offsets, hh)
+                 k.scal, k.hp, k.prices, k.load, k.pv, k.load_fc, k.pv_fc, k.scen_obs, k.hh_obs, k.offsets, hh)
         flags = (out_of_box, cleared, done)
         result = core.StepResult(*[hh[row] if kind == 0 else hh[row, :, 0] if kind == 1 else flags[row] for kind, row in _RESULT_ROWS])
         return new_state, result, obs, hh

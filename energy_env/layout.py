@@ -8,7 +8,9 @@ kernel tests (every field is checked to be written, and both cores must agree bi
 
 An observation is one household's float32 vector of three blocks:
 
-* **household**: the home's battery state, this interval's load and PV and their forecasts;
+* **household**: the home's battery state, this interval's load and PV and their forecasts, and
+  the ``precomputed`` fields (a ``(T, N, K)`` table made once per data set,
+  ``CommunityData.household_obs``);
 * **scenario**: values shared by every home of a scenario (prices, the market, time), a row
   precomputed once per data set (``CommunityData.scenario_obs``) with the fields marked
   ``from_state`` filled in from the state at each step;
@@ -29,7 +31,8 @@ class ObsField:
 
     ``per_step``: one value per forecast step (width = horizon), else width 1; ``block``:
     household, scenario or signals; ``from_state``: a scenario field read from the state at each
-    step rather than precomputed; ``meaning``: the docs' description.
+    step rather than precomputed; ``precomputed``: a household field copied from the per-data-set
+    table ``CommunityData.household_obs``; ``meaning``: the docs' description.
     """
 
     name: str
@@ -37,6 +40,7 @@ class ObsField:
     meaning: str
     per_step: bool = False
     from_state: bool = False
+    precomputed: bool = False
 
     def width(self, horizon: int) -> int:
         """Values this field takes in an observation of forecast ``horizon``."""
@@ -59,6 +63,10 @@ OBSERVATION: tuple[ObsField, ...] = (
     ObsField("pv_kwh", "household", "this interval's PV"),
     ObsField("load_forecast_kwh", "household", "load forecast of the next intervals (`forecast.provider`)", per_step=True),
     ObsField("pv_forecast_kwh", "household", "PV forecast of the next intervals", per_step=True),
+    # Yesterday's next 12 hours: whether the PV to come fills the battery and how much of the
+    # evening and night it can cover, beyond the forecast horizon, from the home's own history.
+    ObsField("load_next_12h_yesterday_kwh", "household", "load of the 12 hours after this time yesterday", precomputed=True),
+    ObsField("pv_next_12h_yesterday_kwh", "household", "PV of the 12 hours after this time yesterday", precomputed=True),
     ObsField("import_price_usd_per_kwh", "scenario", "import price now"),
     ObsField("export_price_usd_per_kwh", "scenario", "export credit now"),
     ObsField("import_price_forecast_usd_per_kwh", "scenario", "tariff import prices of the next intervals", per_step=True),
@@ -81,6 +89,10 @@ OBSERVATION: tuple[ObsField, ...] = (
 FIELD_INDEX = {f.name: k for k, f in enumerate(OBSERVATION)}
 assert len(FIELD_INDEX) == len(OBSERVATION), "observation field names must be unique"
 SCENARIO_FIELDS = tuple(f for f in OBSERVATION if f.block == "scenario")
+HOUSEHOLD_TABLE_FIELDS = tuple(f for f in OBSERVATION if f.precomputed)
+_k = [FIELD_INDEX[f.name] for f in HOUSEHOLD_TABLE_FIELDS]
+assert _k == list(range(_k[0], _k[0] + len(_k))), "precomputed household fields must be adjacent"
+assert all(f.block == "household" and not f.per_step for f in HOUSEHOLD_TABLE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,10 @@ class ObservationLayout:
         """The positions of field ``name`` in an observation vector."""
         k = FIELD_INDEX[name]
         return slice(self.offsets[k], self.offsets[k] + OBSERVATION[k].width(self.horizon))
+
+    def household_table_slice(self) -> slice:
+        """The precomputed household fields: the positions ``CommunityData.household_obs[t]`` fills."""
+        return slice(self.slice(HOUSEHOLD_TABLE_FIELDS[0].name).start, self.slice(HOUSEHOLD_TABLE_FIELDS[-1].name).stop)
 
     def scenario_slice(self) -> slice:
         """The scenario block: the positions the precomputed per-interval row fills."""

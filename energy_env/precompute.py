@@ -18,7 +18,7 @@ from energy_env.config import INTERVALS_PER_DAY, EnvConfig
 from energy_env.core import CommunityData, CommunityParams
 from energy_env.data.dataset import DataError, Dataset
 from energy_env.forecast import ForecastProvider, make_provider
-from energy_env.layout import SCENARIO_FIELDS, TIME_FEATURES
+from energy_env.layout import HOUSEHOLD_TABLE_FIELDS, SCENARIO_FIELDS, TIME_FEATURES
 from energy_env.tariff import baseline_allowance_kwh_per_day, baseline_credit_kwh, baseline_credit_usd_per_kwh, build_price_table
 
 
@@ -67,6 +67,28 @@ def day_ahead_max(price: np.ndarray, steps: int = INTERVALS_PER_DAY) -> tuple[np
     first = windows.argmax(axis=1)
     hours = (first + 1) * (24.0 / INTERVALS_PER_DAY)
     return windows[np.arange(len(price)), first], hours
+
+
+def yesterday_next_hours_kwh(energy_kwh: np.ndarray, hours: float = 12.0) -> np.ndarray:
+    """``(T, N)`` float32: each home's energy over the ``hours`` after the same time yesterday.
+
+    At interval ``t``: the sum of ``energy_kwh[t - 47 .. t - 48 + steps]``, a persistence forecast of
+    the next ``hours`` from the home's own past. The data set's first day has no yesterday: its
+    own values stand in (the only place where the field shows the day itself).
+    """
+    steps = int(round(hours * INTERVALS_PER_DAY / 24))
+    day = INTERVALS_PER_DAY
+    padded = np.concatenate([energy_kwh[:day], energy_kwh], axis=0)  # row t + day of padded is interval t
+    csum = np.concatenate([np.zeros((1, energy_kwh.shape[1])), np.cumsum(padded, axis=0, dtype=np.float64)], axis=0)
+    t = np.arange(energy_kwh.shape[0])
+    # interval t - day + 1 .. t - day + steps is padded rows t + 1 .. t + steps
+    return (csum[t + steps + 1] - csum[t + 1]).astype(np.float32)
+
+
+def household_observation_table(load_kwh: np.ndarray, pv_kwh: np.ndarray) -> np.ndarray:
+    """The observation's precomputed household fields, float32 ``(T, N, K)`` in the layout's order."""
+    columns = {"load_next_12h_yesterday_kwh": yesterday_next_hours_kwh(load_kwh), "pv_next_12h_yesterday_kwh": yesterday_next_hours_kwh(pv_kwh)}
+    return np.stack([columns[f.name] for f in HOUSEHOLD_TABLE_FIELDS], axis=-1)
 
 
 def scenario_observation_table(
@@ -178,6 +200,7 @@ def build_data(cfg: EnvConfig, dataset: Dataset, provider: ForecastProvider | No
         imp, exp, arrays["import_fc_usd_per_kwh"], arrays["export_fc_usd_per_kwh"],
         arrays["expected_sdr"], arrays["expected_price_usd_per_kwh"], arrays["time_features"],
     )
+    arrays["household_obs"] = household_observation_table(dataset.load_kwh, dataset.pv_kwh)
     for a in arrays.values():
         a.setflags(write=False)
     return CommunityData(

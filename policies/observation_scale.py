@@ -3,7 +3,7 @@
 The env observes energies in kWh (``energy_env.layout``). A policy's normaliser is fitted on its
 training community, so a home twice as large as those it was trained on looks out of range to
 it. ``per_home`` scaling divides every energy field (battery capacity, load, PV and their
-forecasts) by the home's **typical load**: its mean load per interval over the train days (a
+forecasts, yesterday's next 12 hours) by the home's **typical load**: its mean load per interval over the train days (a
 quantity any home knows from its own history, never from test days). Then a home whose load,
 PV and battery are all twice another's observes the same vector, and the battery's size relative
 to the home stays visible in ``battery_capacity_kwh`` (capacity / typical load). SoC, prices,
@@ -25,7 +25,8 @@ from energy_env.config import INTERVALS_PER_DAY
 from energy_env.layout import observation_layout
 
 SCALES = ("absolute", "per_home")
-ENERGY_FIELDS = ("battery_capacity_kwh", "load_kwh", "pv_kwh", "load_forecast_kwh", "pv_forecast_kwh")
+ENERGY_FIELDS = ("battery_capacity_kwh", "load_kwh", "pv_kwh", "load_forecast_kwh", "pv_forecast_kwh",
+                 "load_next_12h_yesterday_kwh", "pv_next_12h_yesterday_kwh")
 MIN_TYPICAL_LOAD_KWH = 0.01  # a home with (almost) no load: scale as if it drew 10 Wh per interval
 
 

@@ -214,7 +214,7 @@ def test_weights_file_with_a_pickle_payload_is_refused(tmp_path, shared):
 def test_checkpoint_of_another_env(shared, independent):
     _, _, out = shared
     other_horizon = build_community(make_config(num_households=3, forecast={"horizon": 4}))
-    _raises(out, "meta.json", r"another observation layout \(\d+ fields of 47 values vs the env's \d+ of \d+", other_horizon)
+    _raises(out, "meta.json", r"another observation layout \(\d+ fields of 49 values vs the env's \d+ of \d+", other_horizon)
     community, _, per_home = independent
     _raises(per_home, "meta.json", r"independent policies for 2 homes \(one network each\), the community has 3", build_community(make_config(num_households=3)))
     LearnedPolicy.load(out, build_community(make_config(num_households=5)))  # one shared network fits any community size
@@ -229,11 +229,11 @@ def _savez(path, **arrays):
     (lambda p: p.write_bytes(b""), r"corrupt \(EOFError"),
     (lambda p: p.write_bytes(b"PK\x03\x04 not really"), r"corrupt"),
     (lambda p: p.unlink(), r"missing"),
-    (lambda p: _savez(p, mean=np.zeros((1, 7)), var=np.ones((1, 7))), r"mean has shape \(1, 7\), expected \(1, 47\)"),
-    (lambda p: _savez(p, mean=np.zeros((1, 47))), r"no array 'var'"),
-    (lambda p: _savez(p, mean=np.zeros((1, 47)), var=np.full((1, 47), np.nan)), r"var holds 47 non-finite values"),
-    (lambda p: _savez(p, mean=np.zeros((1, 47)), var=-np.ones((1, 47))), r"var has negative values"),
-    (lambda p: _savez(p, mean=np.array([[Payload("/nonexistent/x")]], dtype=object), var=np.ones((1, 47))), r"corrupt \(ValueError: Object arrays"),
+    (lambda p: _savez(p, mean=np.zeros((1, 7)), var=np.ones((1, 7))), r"mean has shape \(1, 7\), expected \(1, 49\)"),
+    (lambda p: _savez(p, mean=np.zeros((1, 49))), r"no array 'var'"),
+    (lambda p: _savez(p, mean=np.zeros((1, 49)), var=np.full((1, 49), np.nan)), r"var holds 49 non-finite values"),
+    (lambda p: _savez(p, mean=np.zeros((1, 49)), var=-np.ones((1, 49))), r"var has negative values"),
+    (lambda p: _savez(p, mean=np.array([[Payload("/nonexistent/x")]], dtype=object), var=np.ones((1, 49))), r"corrupt \(ValueError: Object arrays"),
 ])
 def test_bad_normaliser(tmp_path, shared, write, match):
     community, _, out = shared
@@ -246,7 +246,7 @@ def test_bad_normaliser(tmp_path, shared, write, match):
     ({"network": KeyError}, r"missing key 'network'"),
     ({"num_households": "3"}, r"num_households is '3' \(str\), expected a int"),
     ({"mode": "central"}, r"mode 'central', expected one of"),
-    ({"observation_size": 48}, r"observation_size 48 but the observation_layout adds up to 47"),
+    ({"observation_size": 50}, r"observation_size 50 but the observation_layout adds up to 49"),
     ({"observation_layout": [["soc_fraction", "1"]]}, r"observation_layout\[0\] is \['soc_fraction', '1'\]"),
     ({"residual_scale": None}, r"residual_scale is None .* expected a finite number"),
     ({"residual_base": "os.system"}, r"residual_base must be null or one of"),
@@ -267,7 +267,7 @@ def test_edited_meta(tmp_path, shared, changes, match):
     ({"net_arch": [10**6]}, r"network.net_arch \[1000000\], expected up to 8 widths in 1..1024"),
     ({"activation": "os.system"}, r"network.activation 'os.system', expected one of"),
     ({"log_std_init": "-1"}, r"network.log_std_init '-1', expected a finite number"),
-    ({"net_arch": [32, 32]}, r"policy.pt: mlp_extractor.policy_net.0.weight is torch.float32 \(64, 47\), the network meta.json describes needs torch.float32 \(32, 47\)"),
+    ({"net_arch": [32, 32]}, r"policy.pt: mlp_extractor.policy_net.0.weight is torch.float32 \(64, 49\), the network meta.json describes needs torch.float32 \(32, 49\)"),
     ({"net_arch": {"pi": [64, 64], "vf": [32]}}, r"policy.pt: parameters do not match the network meta.json describes \(missing \[\], unexpected \['mlp_extractor.value_net.2.bias'"),
 ])
 def test_edited_network(tmp_path, shared, network, match):

@@ -115,7 +115,7 @@ def test_a_community_too_large_for_memory_fails_before_allocating():
 
     with pytest.raises(ConfigError, match=r"num_households: 10,000,000 homes x 17,520 intervals need about [\d,.]+ GB"):
         build_community(make_config(num_households=10_000_000))
-    assert estimate_build_bytes(17_520, 1_000) == 17_520 * 1_000 * 176
+    assert estimate_build_bytes(17_520, 1_000) == 17_520 * 1_000 * 184
     with pytest.raises(ConfigError, match="only 1.0 GB is available"):
         check_memory(17_520, 1_000, available=10**9)
     assert check_memory(17_520, 1_000, available=10**12) == estimate_build_bytes(17_520, 1_000)

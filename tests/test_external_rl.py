@@ -44,6 +44,7 @@ def test_independent_learners_short_run(tmp_path):
     from energy_env.config import make_config
     from policies.learned import LearnedPolicy
     from train.independent import train_independent
+    from energy_env import core
     from train.ppo import PPOSettings
 
     community = build_community(make_config(num_households=2, reward={"kind": "savings"}))
@@ -53,5 +54,5 @@ def test_independent_learners_short_run(tmp_path):
     assert seen == [(0, 2), (1, 2)]
     loaded = LearnedPolicy.load(tmp_path, community)
     assert loaded.mode == "independent" and len(loaded.models) == 2
-    obs = np.zeros((3, 2, community.data.scenario_obs.shape[1] + 4 + 2 * 6 + 2), np.float32)
+    obs = np.zeros((3, 2, core.observation_size(community.params.horizon)), np.float32)
     np.testing.assert_array_equal(loaded.act(obs), policy.act(obs))

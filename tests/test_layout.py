@@ -32,7 +32,7 @@ def test_every_field_is_written_by_both_cores_and_matches_its_bounds():
     k = kernel._pack(com.params, com.data)
     if kernel.HAVE_NUMBA:
         kernel._observe(obs, state.t, state.start, state.end, state.soc_kwh, state.throughput_kwh, state.last_price_usd_per_kwh,
-                        state.last_sdr, k.scal, k.hp, k.prices, k.load, k.pv, k.load_fc, k.pv_fc, k.scen_obs, k.offsets, None)
+                        state.last_sdr, k.scal, k.hp, k.prices, k.load, k.pv, k.load_fc, k.pv_fc, k.scen_obs, k.hh_obs, k.offsets, None)
         assert np.isfinite(obs).all()
         np.testing.assert_array_equal(obs, core.observe(state, com.params, com.data))
     low, high = core.observation_bounds(com.params, com.data)
@@ -69,7 +69,8 @@ def test_kernel_offsets_follow_the_layout():
         lay = layout.observation_layout(horizon)
         off = kernel.kernel_offsets(horizon)
         for k, name in enumerate(kernel._KERNEL_FIELDS):
-            assert off[k] == (lay.scenario_slice().start if name == "scenario" else lay.offsets[layout.FIELD_INDEX[name]])
+            blocks = {"scenario": lay.scenario_slice().start, "household_table": lay.household_table_slice().start}
+            assert off[k] == blocks.get(name, lay.offsets[layout.FIELD_INDEX.get(name, 0)])
     assert kernel.ROWS == kernel._KERNEL_ROWS
 
 
@@ -89,3 +90,18 @@ def test_day_ahead_fields_see_the_evening_from_noon():
     assert obs[lay.at("export_price_max_next_day_usd_per_kwh")] == np.float32(ahead.max())
     assert obs[lay.at("hours_to_export_price_max")] == 0.5 * (ahead.argmax() + 1)
     assert obs[lay.at("import_price_max_next_day_usd_per_kwh")] == np.float32(com.data.import_usd_per_kwh[noon + 1: noon + 49].max())
+
+
+def test_yesterdays_next_hours():
+    from energy_env.precompute import yesterday_next_hours_kwh
+
+    x = np.arange(96 * 2, dtype=np.float64).reshape(96, 2)  # two days of two homes
+    out = yesterday_next_hours_kwh(x, hours=1.0)  # 2 intervals
+    t = 60  # yesterday's 12:30-13:30 are intervals 13 and 14
+    np.testing.assert_array_equal(out[t], x[13] + x[14])
+    np.testing.assert_array_equal(out[0], x[1] + x[2])  # the first day stands in for its yesterday
+    com = make_community(num_households=2)
+    lay = layout.observation_layout(com.params.horizon)
+    obs = core.observe(core.reset_state(com.params, com.data, np.array([500]), 48), com.params, com.data)[0]
+    np.testing.assert_allclose(obs[:, lay.at("pv_next_12h_yesterday_kwh")], com.data.pv_kwh[453:477].sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(obs[:, lay.at("load_next_12h_yesterday_kwh")], com.data.load_kwh[453:477].sum(axis=0), rtol=1e-5)

@@ -82,7 +82,7 @@ def train_all(args: argparse.Namespace, configs: dict, out: Path) -> tuple[list[
                 if not (args.resume and (folder / "meta.json").is_file() and (folder / "curve.csv").is_file()):
                     folder.mkdir(parents=True, exist_ok=True)
                     cmd = ["train-policies", *config_flag(configs[name]), "--steps", str(args.steps), "--seed", str(seed),
-                           "--eval-every", str(args.eval_every or args.steps), *VARIANTS[variant], "--output", str(folder)]
+                           "--eval-every", str(args.eval_every or args.steps), *VARIANTS[variant], *args.train_flags, "--output", str(folder)]
                     done, wall = wattshare(cmd, folder.parent / f"{folder.name}.log")
                     ok &= done
                     print(f"trained {name} {variant} seed {seed}: {wall:.0f} s" + ("" if done else " FAILED"), flush=True)
@@ -190,6 +190,8 @@ def main() -> int:
     parser.add_argument("--test-sets", nargs="+", choices=sorted(TEST_SETS), default=list(TEST_SETS))
     parser.add_argument("--steps", type=int, default=3_000_000, help="household-steps per training run")
     parser.add_argument("--eval-every", type=int, default=1_000_000, help="household-steps between test-week evaluations (the curves)")
+    parser.add_argument("--train-flags", nargs=argparse.REMAINDER, default=[],
+                        help="last: flags added to every train-policies command (e.g. --train-flags --lr-schedule linear)")
     parser.add_argument("--resume", action="store_true", help="keep finished trainings and test sets under --output")
     parser.add_argument("--output", type=Path, default=ROOT / "data/output/generalisation")
     args = parser.parse_args()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -166,11 +166,18 @@ class _EvalCallback(BaseCallback):
 # 3. + 5. Training and checkpoints
 
 
+def learning_rate(settings: PPOSettings) -> float | Callable[[float], float]:
+    """PPO's learning rate: the constant, or SB3's schedule of the remaining progress (1 -> 0)."""
+    if settings.learning_rate_schedule == "linear":
+        return lambda progress_remaining: settings.learning_rate * progress_remaining
+    return settings.learning_rate
+
+
 def new_model(venv, settings: PPOSettings) -> PPO:
     """A fresh shared-mode PPO model on ``venv`` with ``settings``."""
     return PPO(
         "MlpPolicy", venv, n_steps=settings.n_steps, batch_size=settings.batch_size, n_epochs=settings.n_epochs,
-        learning_rate=settings.learning_rate, gamma=settings.gamma, gae_lambda=settings.gae_lambda,
+        learning_rate=learning_rate(settings), gamma=settings.gamma, gae_lambda=settings.gae_lambda,
         ent_coef=settings.ent_coef, clip_range=settings.clip_range, verbose=0, device="cpu",
         policy_kwargs={"net_arch": settings.net_arch, "log_std_init": settings.log_std_init},
         tensorboard_log=None,

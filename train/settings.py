@@ -28,7 +28,7 @@ class PPOSettings(StrictModel):
     n_epochs: Int = Field(5, ge=1)
     learning_rate: float = Field(3e-4, gt=0.0)
     learning_rate_schedule: Literal["constant", "linear"] = Field(
-        "constant", description="linear: from learning_rate down to 0 over the run (shared mode; a resumed run restarts the decay)."
+        "linear", description="linear: from learning_rate down to 0 over the run (steadier final weights, docs/training.md; shared mode, the per-home loops keep the rate; a resumed run restarts the decay)."
     )
     gamma: float = Field(0.99, gt=0.0, le=1.0)
     gae_lambda: float = Field(0.95, ge=0.0, le=1.0)
@@ -64,8 +64,6 @@ class PPOSettings(StrictModel):
             raise ValueError(f"residual_base needs mode 'shared' (the per-home loops step the raw env), got mode {self.mode!r}")
         if self.observation_scale != "absolute" and (self.mode != "shared" or self.vec != "core"):
             raise ValueError("observation_scale per_home needs mode 'shared' and vec 'core' (per-home policies need no transfer)")
-        if self.learning_rate_schedule != "constant" and self.mode != "shared":
-            raise ValueError("learning_rate_schedule linear needs mode 'shared' (the per-home loops keep a constant rate)")
         if self.residual_base is not None and self.vec != "core":
             raise ValueError("residual_base needs vec 'core'")
         return self

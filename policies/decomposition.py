@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policies.schedule_model import RowBlock, ScheduleProblem, SearchBudget, Var, build_model, solve_model
+from policies.schedule_model import RowBlock, ScheduleProblem, SearchBudget, Var, build_model, household_model, solve_model
 
 # Small MILPs: HiGHS's primal heuristics and restarts cost more than they save here (measured:
 # a third of the time, the same proven optima; docs/oracle.md).
@@ -83,7 +83,7 @@ def priced_homes(problem: ScheduleProblem, received_price: np.ndarray, budget: S
     bound = 0.0
     battery, net = np.zeros((t, n)), np.zeros((t, n))
     for k in range(n):
-        home, model = _home_model(problem, k)
+        home, model = household_model(problem, k)
         col_upper = np.asarray(model.lp.col_upper_)
         load, pv = home.load_kwh[:, 0], home.pv_kwh[:, 0]
         need = np.maximum(load - pv + col_upper[model.columns(Var.CHARGE)] + col_upper[model.columns(Var.CURTAILED)], 0.0)
@@ -91,17 +91,6 @@ def priced_homes(problem: ScheduleProblem, received_price: np.ndarray, budget: S
         _, home_bound, battery[:, k], net[:, k] = _solve_home(model, home, received_price, keep * received_price, need, surplus, budget)
         bound += home_bound
     return PricedHomes(bound, battery, net)
-
-
-def _home_model(problem: ScheduleProblem, k: int):
-    """Home ``k``'s model with its share of the P2P rows freed (its pool flows priced instead)."""
-    home = problem.household(k)
-    model = build_model(home)
-    lower, upper = np.asarray(model.lp.row_lower_), np.asarray(model.lp.row_upper_)
-    rows = model.rows(RowBlock.P2P)
-    lower[rows], upper[rows] = -np.inf, np.inf
-    model.lp.row_lower_, model.lp.row_upper_ = lower, upper
-    return home, model
 
 
 def _solve_home(model, home: ScheduleProblem, received_cost: np.ndarray, sent_revenue: np.ndarray,
@@ -144,7 +133,7 @@ def best_response_pass(problem: ScheduleProblem, battery_ac_kwh: np.ndarray, net
         excess = keep * supply - demand  # > 0: the others' pool is long
         received_cap = np.where(is_open, np.maximum(excess, 0.0), 0.0)
         sent_cap = np.where(is_open, np.maximum(-excess, 0.0) / keep, 0.0)
-        home, model = _home_model(problem, k)
+        home, model = household_model(problem, k)
         _, _, battery[:, k], net[:, k] = _solve_home(model, home, low, keep * high, received_cap, sent_cap, budget)
         demand += np.maximum(net[:, k], 0.0)
         supply += np.maximum(-net[:, k], 0.0)

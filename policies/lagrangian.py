@@ -34,7 +34,7 @@ from policies.schedule_model import (
     ScheduleProblem,
     SearchBudget,
     Var,
-    build_model,
+    household_model,
     simultaneous_cells,
     solve_model,
 )
@@ -105,13 +105,7 @@ def home_subproblems(
     modes = np.full((t, n), np.nan)
     p2p_net = np.zeros((t, n))
     for k in range(n):
-        home = problem.household(k)
-        model = build_model(home)
-        # The home's own P2P row is the coupling row restricted to it: free it, price its flows.
-        lower, upper = np.asarray(model.lp.row_lower_), np.asarray(model.lp.row_upper_)
-        rows = model.rows(RowBlock.P2P)
-        lower[rows], upper[rows] = -np.inf, np.inf
-        model.lp.row_lower_, model.lp.row_upper_ = lower, upper
+        home, model = household_model(problem, k)  # its P2P row freed, its pool flows priced
         col = model.columns
         if cap_p2p:
             col_upper = np.asarray(model.lp.col_upper_).copy()

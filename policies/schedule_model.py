@@ -378,6 +378,21 @@ class ModelSolution(NamedTuple):
     bound: float
 
 
+
+def household_model(problem: ScheduleProblem, k: int) -> tuple[ScheduleProblem, ScheduleModel]:
+    """Home ``k``'s problem and model with its P2P rows freed: its pool flows are priced, not balanced.
+
+    The home's own P2P row is the community's coupling row restricted to it; a decomposition
+    (Lagrangian bound, per-home subproblems) frees it and prices the flows in the objective.
+    """
+    home = problem.household(k)
+    model = build_model(home)
+    lower, upper = np.asarray(model.lp.row_lower_), np.asarray(model.lp.row_upper_)
+    rows = model.rows(RowBlock.P2P)
+    lower[rows], upper[rows] = -np.inf, np.inf
+    model.lp.row_lower_, model.lp.row_upper_ = lower, upper
+    return home, model
+
 def solve_model(
     model: ScheduleModel, mip_rel_gap: float, budget: SearchBudget = SearchBudget(), highs_options: Mapping[str, Any] | None = None
 ) -> ModelSolution:

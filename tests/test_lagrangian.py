@@ -152,3 +152,20 @@ def test_a_stopped_search_is_completed_by_the_lagrangian_round(nem3_days, monkey
     oracle.schedules, oracle._starts = [s], np.array([start])
     out = rollout(com, oracle.act, np.array([start]), length)
     assert out["cost_usd"].sum() == pytest.approx(s.community_cost_usd, rel=1e-6)
+
+
+def test_household_model_frees_only_the_p2p_rows():
+    from policies.schedule_model import RowBlock, build_model, household_model
+    from policies.schedule_lp import episode_problem
+
+    com = build_community(make_config(num_households=3))
+    problem = episode_problem(com, 48 * 10, 48)
+    home, model = household_model(problem, 1)
+    assert home.num_households == 1
+    plain = build_model(home)
+    rows = model.rows(RowBlock.P2P)
+    lower, upper = np.asarray(model.lp.row_lower_), np.asarray(model.lp.row_upper_)
+    assert np.isneginf(lower[rows]).all() and np.isposinf(upper[rows]).all()
+    others = np.setdiff1d(np.arange(len(lower)), np.arange(len(lower))[rows])
+    np.testing.assert_array_equal(lower[others], np.asarray(plain.lp.row_lower_)[others])
+    np.testing.assert_array_equal(upper[others], np.asarray(plain.lp.row_upper_)[others])

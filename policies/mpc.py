@@ -21,7 +21,7 @@ from energy_env.community import Community
 from energy_env.config import INTERVALS_PER_DAY
 from energy_env.core import State
 from policies.optimum import setpoints_from_ac_kwh
-from policies.schedule_lp import solve_schedule
+from policies.schedule_lp import episode_problem, solve_problem
 
 
 def forecast_window(community: Community, t: int, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +97,7 @@ class MPCPolicy:
             t = int(state.t[b])
             length = min(self.horizon_intervals, int(state.end[b]) - t)
             load, pv = forecast_window(community, t, length)
-            sched = solve_schedule(community, t, length, load_kwh=load, pv_kwh=pv, soc0_kwh=state.soc_kwh[b])
+            sched = solve_problem(episode_problem(community, t, length, load, pv, state.soc_kwh[b]), t)
             b_kwh[b] = sched.battery_ac_kwh[0]
             self.solve_seconds += sched.solve_seconds
             self.num_solves += 1

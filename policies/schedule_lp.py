@@ -71,12 +71,18 @@ def episode_problem(
     terminal: bool = True,
     terminal_price_usd_per_kwh: float | None = None,
 ) -> ScheduleProblem:
-    """The :class:`ScheduleProblem` of one episode of ``community`` (arguments as for :func:`solve_schedule`)."""
+    """The :class:`ScheduleProblem` of one episode of ``community``: intervals ``start .. start+length-1``.
+
+    ``load_kwh``/``pv_kwh`` (``(length, N)``) replace the data set's values (forecasts, for MPC);
+    ``soc0_kwh`` (``(N,)``) replaces the configured initial state of energy. With ``terminal`` the
+    energy left above (below) ``soc0`` is credited (charged) at the env's terminal price of the
+    last interval, or at ``terminal_price_usd_per_kwh`` if given.
+    """
     params, data = community.params, community.data
     if getattr(params, "baseline_credit_usd_per_kwh", 0.0) > 0.0:
         # The credit applies to each home's own imports after the env's pro-rata P2P matching; a
         # community LP would allocate imports differently and undercut the env, so it is not modelled.
-        raise NotImplementedError("solve_schedule does not model tariff.baseline_credit; switch it off")
+        raise NotImplementedError("the schedule does not model tariff.baseline_credit; switch it off")
     t_total = data.load_kwh.shape[0]
     if length < 1 or start < 0 or start + length > t_total:
         raise ValueError(f"schedule [{start}, {start + length}) runs outside the data set (0..{t_total})")
@@ -96,15 +102,16 @@ def episode_problem(
     return ScheduleProblem(params, load, pv, imp, exp, soc0, tp)
 
 
-def solve_schedule(
-    community: Community,
+def solve_schedule(community: Community, start: int, length: int, **solver: Any) -> Schedule:
+    """Cost-minimal battery schedule of ``community`` over intervals ``start .. start+length-1``,
+    on the data set's own load, PV and initial state: :func:`solve_problem` of
+    :func:`episode_problem` (``solver``: :func:`solve_problem`'s keyword arguments)."""
+    return solve_problem(episode_problem(community, start, length), start, **solver)
+
+
+def solve_problem(
+    problem: ScheduleProblem,
     start: int,
-    length: int,
-    load_kwh: np.ndarray | None = None,
-    pv_kwh: np.ndarray | None = None,
-    soc0_kwh: np.ndarray | None = None,
-    terminal: bool = True,
-    terminal_price_usd_per_kwh: float | None = None,
     meter_binaries: bool = True,
     mip_rel_gap: float = 1e-6,
     time_limit_s: float | None = None,
@@ -112,12 +119,10 @@ def solve_schedule(
     node_limit: int | None = None,
     highs_options: Mapping[str, Any] | None = None,
 ) -> Schedule:
-    """Cost-minimal battery schedule of the whole community over intervals ``start .. start+length-1``.
+    """Cost-minimal battery schedule of an episode's problem (:func:`episode_problem`), which starts at
+    the data set's interval ``start``.
 
-    ``load_kwh``/``pv_kwh`` (``(length, N)``) replace the data set's values (forecasts, for MPC);
-    ``soc0_kwh`` (``(N,)``) replaces the configured initial state of energy. With ``terminal`` the
-    energy left above (below) ``soc0`` is credited (charged) at the env's terminal price of the
-    last interval, or at ``terminal_price_usd_per_kwh`` if given. ``meter_binaries=False`` solves the
+    ``meter_binaries=False`` solves the
     plain LP: no import-xor-export binaries and only the connection limits on the meter's flows
     (only to show the arbitrage the binaries prevent).
 
@@ -131,8 +136,7 @@ def solve_schedule(
     HiGHS options (e.g. to switch off the MILP heuristics). Raises :class:`ScheduleError` naming
     HiGHS's model status when there is no feasible schedule.
     """
-    problem = episode_problem(community, start, length, load_kwh, pv_kwh, soc0_kwh, terminal, terminal_price_usd_per_kwh)
-    n, bp = problem.num_households, problem.params.battery
+    n, bp, length = problem.num_households, problem.params.battery, problem.load_kwh.shape[0]
     imp, exp, soc0, tp = problem.import_usd_per_kwh, problem.export_usd_per_kwh, problem.soc0_kwh, problem.terminal_price_usd_per_kwh
     model = build_model(problem, meter_binaries)
     # The budget caps HiGHS's branch and bound; an LP stopped by the clock has no schedule at all.

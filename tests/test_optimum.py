@@ -10,6 +10,7 @@ from energy_env.data.dataset import Dataset
 from energy_env.rollout import rollout
 from policies.mpc import MPCPolicy, forecast_window
 from policies.optimum import OraclePolicy, ScheduleError, solve_schedule
+from policies.schedule_lp import episode_problem, solve_problem
 from policies.simple import IdlePolicy, SimpleRulePolicy
 
 TOL = 1e-9
@@ -131,7 +132,7 @@ def test_seller_and_buyer_share_at_five_percent_loss():
 def test_infeasible_start_names_the_status():
     com = hand_community(np.zeros((48, 1)), np.zeros((48, 1)))
     with pytest.raises(ScheduleError, match="Infeasible"):
-        solve_schedule(com, 0, 4, soc0_kwh=np.array([20.0]))  # above the 12.15 kWh ceiling
+        solve_problem(episode_problem(com, 0, 4, soc0_kwh=np.array([20.0])), 0)  # above the 12.15 kWh ceiling
 
 
 # ------------------------------------------------------------------------------------------------
@@ -297,3 +298,16 @@ def test_mpc_in_worker_processes_applies_the_same_setpoints(community):
     replayed = rollout(community, planned.act, starts, 12)
     np.testing.assert_array_equal(replayed["battery_ac_kwh"], online["battery_ac_kwh"])
     np.testing.assert_array_equal(replayed["cost_usd"], online["cost_usd"])
+
+
+def test_solve_problem_is_solve_schedule_on_an_episodes_problem():
+    com = build_community(make_config(num_households=2))
+    start = 48 * 100
+    direct = solve_schedule(com, start, 12)
+    via = solve_problem(episode_problem(com, start, 12), start)
+    assert via.community_cost_usd == direct.community_cost_usd and via.start == start
+    np.testing.assert_array_equal(via.battery_ac_kwh, direct.battery_ac_kwh)
+    # MPC's use: its own load (here doubled) and state of energy replace the data set's
+    doubled = solve_problem(episode_problem(com, start, 12, load_kwh=2 * com.data.load_kwh[start:start + 12],
+                                            soc0_kwh=com.params.battery.soc_min_kwh), start)
+    assert doubled.community_cost_usd > direct.community_cost_usd

@@ -213,6 +213,31 @@ def resume_model(out: Path, venv: VecNormalize, settings: PPOSettings, community
     return model, meta["household_steps"]
 
 
+def clone_oracle(model: PPO, venv: VecNormalize, community: Community, settings: PPOSettings, out: Path) -> dict[str, Any]:
+    """``pretrain: oracle_bc``: start ``model`` as a clone of the oracle on the train weeks.
+
+    The observation normaliser starts from the demonstrations' statistics (so the clone sees
+    what it was fitted on); ``bc.json`` in ``out`` records the data, time and losses.
+    """
+    from train.imitation import behaviour_clone, oracle_demonstrations
+
+    t0 = time.perf_counter()
+    demo = oracle_demonstrations(community, settings.bc_weeks, settings.residual_base, settings.residual_scale)
+    obs = demo.observations
+    if settings.observation_scale != "absolute":
+        n = community.num_households
+        obs = ObservationScaler(settings.observation_scale)(obs.reshape(-1, n, obs.shape[-1]), community).reshape(obs.shape)
+    venv.obs_rms.mean, venv.obs_rms.var, venv.obs_rms.count = obs.mean(0).astype(np.float64), obs.var(0).astype(np.float64), float(len(obs))
+    norm = ObsNormalizer(venv.obs_rms.mean.copy(), venv.obs_rms.var.copy())
+    losses = behaviour_clone(model.policy, norm(obs), demo.targets, settings.bc_epochs, settings.bc_learning_rate, seed=settings.seed)
+    record = {"weeks": demo.episodes, "household_steps": len(obs), "clipped_share": round(demo.clipped_share, 4),
+              "oracle_seconds": round(demo.oracle_seconds, 1), "seconds": round(time.perf_counter() - t0, 1),
+              "mse_per_epoch": [round(v, 5) for v in losses]}
+    (out / "bc.json").write_text(json.dumps(record, indent=1))
+    print(f"behaviour cloning: {demo.episodes} oracle weeks, {len(obs):,} household-steps, mse {losses[0]:.4f} -> {losses[-1]:.4f} ({record['seconds']} s)")
+    return record
+
+
 def train_shared(community: Community, settings: PPOSettings, out: Path, backend: str = "core", evaluate: bool = True, resume: bool = False) -> LearnedPolicy:
     """One PPO policy for every household (parameter sharing); ``resume`` continues the checkpoint in ``out``."""
     torch.set_num_threads(settings.torch_threads)
@@ -224,7 +249,11 @@ def train_shared(community: Community, settings: PPOSettings, out: Path, backend
     else:
         model, done = new_model(venv, settings), 0
     evaluator = TestWeekEvaluator(community) if evaluate else None
-    curve = CurveLogger(out / "curve.csv", evaluator, append=resume)
+    out.mkdir(parents=True, exist_ok=True)
+    curve = CurveLogger(out / "curve.csv", evaluator, append=resume)  # its clock counts the cloning as training time
+    if settings.pretrain == "oracle_bc" and done == 0:
+        clone_oracle(model, venv, community, settings, out)
+        curve.log(0, snapshot_policy([model], [ObsNormalizer(venv.obs_rms.mean.copy(), venv.obs_rms.var.copy())], "shared", settings))
     from stable_baselines3.common.logger import configure
 
     model.set_logger(configure(str(out / "logs"), ["csv"]))

@@ -46,6 +46,12 @@ class PPOSettings(StrictModel):
     observation_scale: Literal["absolute", "per_home"] = Field(
         "absolute", description="per_home: energies divided by each home's typical load, so the policy transfers (policies/observation_scale.py); shared mode."
     )
+    # Imitation before PPO (train/imitation.py): the network starts as a clone of the oracle's
+    # train-week actions, then PPO improves it on the env's reward.
+    pretrain: Literal["none", "oracle_bc"] = Field("none", description="oracle_bc: behaviour-clone the oracle's train weeks first (shared mode).")
+    bc_epochs: Int = Field(20, ge=1, description="oracle_bc: passes over the demonstrations.")
+    bc_learning_rate: float = Field(1e-3, gt=0.0)
+    bc_weeks: Int | None = Field(None, ge=1, description="oracle_bc: only the first K train weeks (None: all).")
     episode_length: Int = Field(WEEK, ge=1, description="Training episode, intervals (336: a week, like the evaluation).")
     # Savings against the home's own baseline remove the load-driven variance of the cost, so the
     # reward reflects only what the battery did; the evaluation still scores the cost.
@@ -64,6 +70,8 @@ class PPOSettings(StrictModel):
             raise ValueError(f"residual_base needs mode 'shared' (the per-home loops step the raw env), got mode {self.mode!r}")
         if self.observation_scale != "absolute" and (self.mode != "shared" or self.vec != "core"):
             raise ValueError("observation_scale per_home needs mode 'shared' and vec 'core' (per-home policies need no transfer)")
+        if self.pretrain != "none" and self.mode != "shared":
+            raise ValueError(f"pretrain {self.pretrain!r} needs mode 'shared', got mode {self.mode!r}")
         if self.residual_base is not None and self.vec != "core":
             raise ValueError("residual_base needs vec 'core'")
         return self

@@ -1,0 +1,164 @@
+"""Behaviour cloning of the oracle: a policy's first guess taken from the perfect-foresight schedule.
+
+Read it top to bottom:
+
+1. :func:`demonstration_weeks`: week-long episodes made only of train days (the test weeks are
+   never used).
+2. :func:`oracle_demonstrations`: the oracle's schedule of each week (:class:`~policies.optimum.OraclePolicy`,
+   solved once per data set and episode and cached under ``data/cache``), replayed through the env:
+   what every home observed at each step and the setpoint the oracle chose. For a residual policy
+   the target is the correction the network must output, ``(oracle - base) / scale``, clipped to
+   the network's [-1, 1]: a correction beyond it is out of reach, and its share is reported.
+3. :func:`behaviour_clone`: fit the network's mean action to the targets (mean squared error).
+
+The oracle sees the future, so its actions are not a function of what a home observes; cloning
+gives a start that PPO (:func:`train.ppo.train_shared` with ``pretrain: oracle_bc``) then improves
+on the env's own reward. docs/training.md has the measured effect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from stable_baselines3.common.policies import ActorCriticPolicy
+
+from energy_env.community import Community, build_community
+from energy_env.config import INTERVALS_PER_DAY
+from energy_env.data.dataset import Dataset
+from energy_env.episodes import WEEK
+from energy_env.rollout import rollout
+from policies.optimum import OraclePolicy, setpoints_from_ac_kwh
+
+CACHE = Path("data/cache")
+
+
+def demonstration_weeks(dataset: Dataset, length: int = WEEK) -> np.ndarray:
+    """Start intervals of non-overlapping ``length``-interval episodes of train days only.
+
+    Each run of consecutive train days holds as many whole episodes as fit, from its first day.
+    """
+    days = dataset.split_days("train")
+    if len(days) == 0:
+        return np.zeros(0, dtype=np.int64)
+    per_episode = -(-length // INTERVALS_PER_DAY)
+    breaks = np.flatnonzero(np.diff(days) != 1) + 1
+    starts = []
+    for run in np.split(days, breaks):
+        for k in range(len(run) // per_episode):
+            starts.append(int(run[k * per_episode]) * INTERVALS_PER_DAY)
+    starts = np.asarray(starts, dtype=np.int64)
+    return starts[starts + length <= dataset.num_intervals]
+
+
+@dataclass
+class Demonstrations:
+    """What the homes saw and what the oracle did, one row per household-step."""
+
+    observations: np.ndarray  # (M, D) float32, as the env observes (before any normalisation)
+    targets: np.ndarray  # (M,) the network's target output: the setpoint, or the residual correction
+    episodes: int
+    clipped_share: float  # of targets clipped to [-1, 1] (residual corrections out of reach)
+    oracle_seconds: float  # 0 when the schedules came from the cache
+
+
+def oracle_demonstrations(
+    community: Community, max_weeks: int | None = None, residual_base: str | None = None, residual_scale: float = 0.5,
+    oracle: OraclePolicy | None = None, cache: Path | None = CACHE,
+) -> Demonstrations:
+    """The oracle's train-week schedules replayed through ``community``'s env (see the module docstring).
+
+    ``max_weeks`` keeps the first K demonstration weeks; ``oracle`` defaults to the exact or
+    decomposed oracle on every core with a 60 s budget per week (demonstrations need good
+    schedules, not proofs). Raises ``ValueError`` if the data set has no week of train days.
+    """
+    weekly = build_community(community.config.model_copy(update={"episode_length": WEEK}), dataset=community.dataset)
+    starts = demonstration_weeks(weekly.dataset)[:max_weeks]
+    if len(starts) == 0:
+        raise ValueError(f"data set {weekly.dataset.name!r} has no {WEEK // INTERVALS_PER_DAY} consecutive train days to demonstrate on")
+    ac_kwh, seconds = _oracle_ac_kwh(weekly, starts, oracle, cache)
+    max_ac = weekly.params.battery.max_ac_kwh
+    base = None
+    if residual_base is not None:
+        from policies.registry import make_policy
+
+        base = make_policy(residual_base)
+    targets: list[np.ndarray] = []
+
+    def act(obs: np.ndarray, state, com: Community) -> np.ndarray:
+        setpoint = setpoints_from_ac_kwh(ac_kwh[state.t - state.start, np.arange(len(starts))], max_ac)
+        targets.append(setpoint if base is None else (setpoint - base.act(obs, state, com)) / residual_scale)
+        return setpoint
+
+    traj = rollout(weekly, act, starts, WEEK)
+    raw = np.stack(targets).reshape(-1)  # (T, B, N) like the observations
+    clipped = float(np.mean(np.abs(raw) > 1.0 + 1e-9))
+    obs = traj["observation"].reshape(-1, traj["observation"].shape[-1]).astype(np.float32)
+    return Demonstrations(obs, np.clip(raw, -1.0, 1.0).astype(np.float32), len(starts), clipped, seconds)
+
+
+def _oracle_ac_kwh(community: Community, starts: np.ndarray, oracle: OraclePolicy | None, cache: Path | None) -> tuple[np.ndarray, float]:
+    """The oracle's AC battery energy ``(WEEK, B, N)`` of each episode, from the cache or solved now."""
+    import os
+
+    cfg = community.config.model_dump(mode="json")
+    cfg.pop("reward", None)
+    ds = community.dataset
+    key_data = [cfg, [ds.name, ds.fingerprint()], starts.tolist(), WEEK, None if oracle is None else oracle.name]
+    path = None
+    if cache is not None:
+        path = cache / f"demonstrations_{hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:16]}.npz"
+        if path.exists():
+            with np.load(path, allow_pickle=False) as stored:
+                return stored["battery_ac_kwh"], 0.0
+    oracle = oracle or OraclePolicy(name="oracle", time_limit_s=60.0, mip_rel_gap=1e-4, workers=os.cpu_count() or 1)
+    t0 = time.perf_counter()
+    schedules = oracle.plan(community, starts, WEEK)
+    seconds = time.perf_counter() - t0
+    ac_kwh = np.stack([s.battery_ac_kwh for s in schedules], axis=1)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, battery_ac_kwh=ac_kwh)
+    return ac_kwh, seconds
+
+
+def behaviour_clone(
+    policy: ActorCriticPolicy, observations: np.ndarray, targets: np.ndarray, epochs: int = 20, learning_rate: float = 1e-3,
+    batch_size: int = 1024, seed: int = 0,
+) -> list[float]:
+    """Fit ``policy``'s mean action to ``targets`` on (already normalised) ``observations``.
+
+    Minimises the mean squared error of the deterministic action with its own Adam optimiser
+    (PPO's optimiser state stays fresh); the value head is left alone. Returns each epoch's
+    mean loss.
+    """
+    if len(observations) != len(targets):
+        raise ValueError(f"{len(observations)} observations but {len(targets)} targets")
+    x = torch.as_tensor(observations, dtype=torch.float32)
+    y = torch.as_tensor(targets, dtype=torch.float32).reshape(len(targets), -1)
+    params = [*policy.mlp_extractor.policy_net.parameters(), *policy.action_net.parameters()]
+    if policy.share_features_extractor:
+        params += list(policy.features_extractor.parameters())
+    optimiser = torch.optim.Adam(params, lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    policy.set_training_mode(True)
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator)
+        total = 0.0
+        for i in range(0, len(x), batch_size):
+            idx = order[i : i + batch_size]
+            mean = policy.get_distribution(x[idx]).distribution.mean
+            loss = torch.mean((mean - y[idx]) ** 2)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(idx)
+        losses.append(total / len(x))
+    policy.set_training_mode(False)
+    return losses

@@ -138,7 +138,10 @@ class GridConfig(StrictModel):
 class MarketConfig(StrictModel):
     """The central coordinator's P2P market."""
 
-    mechanism: Annotated[Mechanism, Field(strict=False)] = Field(Mechanism.SDR, description="sdr, mid_market, bill_sharing or none.")
+    mechanism: Annotated[Mechanism, Field(strict=False)] = Field(
+        Mechanism.SDR, description="sdr, mid_market, bill_sharing, none, or double_auction (actions carry a limit price; energy_env/auction.py)."
+    )
+    auction_k: float = Field(0.5, ge=0.0, le=1.0, description="double_auction: price = k * lowest bid served + (1 - k) * highest ask served.")
     transmission_loss: float = Field(0.05, ge=0.0, lt=1.0, description="Share of sent energy lost.")
     sdr_observation_cap: float = Field(
         5.0, gt=0.0, description="The published SDR is capped here in observations (info has the raw value)."

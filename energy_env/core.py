@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from energy_env import battery as bat
-from energy_env import grid, market, signals
+from energy_env import auction, grid, market, signals
 from energy_env.config import INTERVALS_PER_DAY
 from energy_env.data.dataset import Dataset
-from energy_env.layout import OBSERVATION, TIME_FEATURES, observation_layout
+from energy_env.layout import TIME_FEATURES, observation_layout
 from energy_env.tariff import baseline_credit_kwh
 
 
@@ -45,6 +45,12 @@ class CommunityParams:
     horizon: int
     terminal_price_usd_per_kwh: float | None  # None: the off-peak import price of the last day
     baseline_credit_usd_per_kwh: float  # E-TOU-C credit on imports within the daily allowance; 0 = off
+    auction_k: float = 0.5  # double_auction: the price's place in the crossing interval (energy_env.auction)
+
+    @property
+    def auction(self) -> bool:
+        """True in ``market.mechanism: double_auction``: actions carry a limit price."""
+        return self.mechanism == "double_auction"
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class State:
     last_price_usd_per_kwh: np.ndarray  # (B,)
     last_sdr: np.ndarray  # (B,)
     baseline_used_kwh: np.ndarray  # (B, N) grid imports so far today (for the baseline credit)
+    last_volume_kwh: np.ndarray  # (B,) energy buyers received in the P2P market last interval
 
 
 @dataclass(frozen=True)
@@ -152,11 +159,12 @@ def reset_state(params: CommunityParams, data: CommunityData, start: np.ndarray,
         last_price_usd_per_kwh=data.passive_price_usd_per_kwh[prev].copy(),
         last_sdr=data.passive_sdr[prev].copy(),
         baseline_used_kwh=np.zeros((b, n)),
+        last_volume_kwh=np.zeros(b),
     )
 
 
 def check_actions(action: np.ndarray) -> np.ndarray:
-    """Reject NaN or infinite setpoints with an error naming the (scenario, household)."""
+    """Reject NaN or infinite actions with an error naming the (scenario, household)."""
     action = np.asarray(action, dtype=np.float64)
     # One reduction clears the common case: a sum is finite only if every term is (NaN and inf
     # propagate); a non-finite sum (or a finite overflow) falls through to the element check.
@@ -165,8 +173,28 @@ def check_actions(action: np.ndarray) -> np.ndarray:
     bad = ~np.isfinite(action)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"action at (scenario, household) {idx} is {action[idx]}: setpoints must be finite numbers in [-1, 1]")
+        raise ValueError(f"action at (scenario, household) {idx[:2]} is {action[idx]}: actions must be finite numbers in [-1, 1]")
     return action
+
+
+def action_width(params: CommunityParams) -> int:
+    """Values in one household's action: the setpoint, and in the double auction its price action."""
+    return 2 if params.auction else 1
+
+
+def split_actions(action: np.ndarray, params: CommunityParams, batch_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Setpoints ``(B, N)`` and, in the double auction, price actions ``(B, N)``.
+
+    An auction action is ``(B, N, 2)`` (setpoint, price action); a plain ``(B, N)`` setpoint there
+    bids truthfully (price action +1, :func:`energy_env.auction.order_limits`). Raises
+    ``ValueError`` for any other shape, or for price actions in a pool mode.
+    """
+    if action.shape == batch_shape:
+        return action, (np.ones(batch_shape) if params.auction else None)
+    if params.auction and action.shape == (*batch_shape, 2):
+        return action[..., 0], action[..., 1]
+    expected = f"{batch_shape} or {(*batch_shape, 2)} (setpoint, price action)" if params.auction else f"{batch_shape} (scenarios, households)"
+    raise ValueError(f"actions have shape {action.shape}, expected {expected}" + ("" if params.auction else "; price actions need market.mechanism double_auction"))
 
 
 def terminal_price(params: CommunityParams, data: CommunityData, last_t: np.ndarray) -> np.ndarray:
@@ -187,7 +215,7 @@ def transition(state: State, action: np.ndarray, params: CommunityParams, data: 
     baseline credit when off, the terminal settlement before the last step) are skipped, which
     leaves the sum unchanged (``x - 0 == x``).
     """
-    action = check_actions(action)
+    action, price_action = split_actions(check_actions(action), params, state.soc_kwh.shape)
     t = state.t
     bp = params.battery
     load, pv = data.load_kwh[t], data.pv_kwh[t]
@@ -207,7 +235,14 @@ def transition(state: State, action: np.ndarray, params: CommunityParams, data: 
         idx = tuple(int(i) for i in np.argwhere(violation > 0)[0])
         raise RuntimeError(f"grid limit violated by {violation[idx]:.3g} kWh at (scenario, household) {idx}")
 
-    clearing = market.clear(net, imp, exp, params.mechanism, params.loss)
+    if price_action is None:
+        clearing = market.clear(net, imp, exp, params.mechanism, params.loss)
+        out_of_box = action != in_box
+    else:
+        price_in_box = np.minimum(np.maximum(price_action, -1.0), 1.0)
+        limits = auction.order_limits(price_in_box, net, imp, exp, params.loss)
+        clearing = market.clear(net, imp, exp, params.mechanism, params.loss, limits, params.auction_k)
+        out_of_box = (action != in_box) | (price_action != price_in_box)
     soc = bat.next_soc(state.soc_kwh, b, bp)
     degradation = bat.degradation_cost_usd(b, bp)
     # E-TOU-C baseline credit (off by default): imports within today's allowance are cheaper.
@@ -248,6 +283,7 @@ def transition(state: State, action: np.ndarray, params: CommunityParams, data: 
         last_price_usd_per_kwh=clearing.price_usd_per_kwh,
         last_sdr=clearing.sdr,
         baseline_used_kwh=used + clearing.grid_import_kwh,
+        last_volume_kwh=clearing.p2p_bought_kwh.sum(axis=-1),
     )
     result = StepResult(
         load_kwh=load,
@@ -268,7 +304,7 @@ def transition(state: State, action: np.ndarray, params: CommunityParams, data: 
         baseline_cost_usd=baseline,
         reward=reward,
         action_clipped_kwh=clipped,
-        action_out_of_box=(action != in_box),
+        action_out_of_box=out_of_box,
         constraint_violation_kwh=violation,
         import_price_usd_per_kwh=imp,
         export_price_usd_per_kwh=exp,
@@ -285,14 +321,19 @@ def transition(state: State, action: np.ndarray, params: CommunityParams, data: 
 # Observations
 
 
-def observation_fields(horizon: int) -> list[tuple[str, int]]:
+def observation_fields(horizon: int, auction: bool = False) -> list[tuple[str, int]]:
     """Names and widths of the observation vector's fields, in order (:mod:`energy_env.layout`)."""
-    return observation_layout(horizon).fields()
+    return observation_layout(horizon, auction).fields()
 
 
-def observation_size(horizon: int) -> int:
-    """Length of one household's observation vector."""
-    return observation_layout(horizon).size
+def observation_size(horizon: int, auction: bool = False) -> int:
+    """Length of one household's observation vector (``auction``: in the double auction)."""
+    return observation_layout(horizon, auction).size
+
+
+def layout_of(params: CommunityParams):
+    """The observation layout of a community with ``params`` (:func:`energy_env.layout.observation_layout`)."""
+    return observation_layout(params.horizon, params.auction)
 
 
 def household_signals(state: State, params: CommunityParams, data: CommunityData) -> tuple[np.ndarray, np.ndarray]:
@@ -329,7 +370,7 @@ def observe(state: State, params: CommunityParams, data: CommunityData) -> np.nd
     After the last step of the data set the final interval's exogenous values are repeated.
     """
     bp = params.battery
-    lay = observation_layout(params.horizon)
+    lay = layout_of(params)
     t = np.minimum(state.t, data.load_kwh.shape[0] - 1)
     b, n = state.soc_kwh.shape
     obs = np.empty((b, n, lay.size), dtype=np.float32)
@@ -357,12 +398,13 @@ def observe(state: State, params: CommunityParams, data: CommunityData) -> np.nd
     score, need = _household_signals(state, params, data, t, load, pv)
     obs[:, :, lay.at("profitability_score")] = score
     obs[:, :, lay.at("power_need_signal")] = need
+    if params.auction:
+        obs[:, :, lay.at("last_p2p_volume_kwh")] = state.last_volume_kwh[:, None]
     return obs
 
 
 def observation_bounds(params: CommunityParams, data: CommunityData) -> tuple[np.ndarray, np.ndarray]:
     """Tight float32 ``(low, high)`` of the observation vector, derived from the data set once."""
-    h = params.horizon
     keep = 1.0 - params.loss
     price_lo = min(0.0, float(data.import_usd_per_kwh.min()), float(data.export_usd_per_kwh.min()) / keep)
     price_hi = max(float(data.import_usd_per_kwh.max()), float(data.export_usd_per_kwh.max()) / keep)
@@ -394,11 +436,13 @@ def observation_bounds(params: CommunityParams, data: CommunityData) -> tuple[np
     ranges["export_price_max_next_day_usd_per_kwh"] = ranges["export_price_usd_per_kwh"]
     ranges["hours_to_import_price_max"] = ranges["hours_to_export_price_max"] = (0.5, 24.0)
     ranges.update({name: (-1.0, 1.0) for name in TIME_FEATURES if name.endswith(("_sin", "_cos"))})
-    missing = [f.name for f in OBSERVATION if f.name not in ranges]
+    # delivered energy: at most what every home may export, less the loss
+    ranges["last_p2p_volume_kwh"] = (0.0, float(params.export_limit_kwh.sum()) * keep)
+    lay = layout_of(params)
+    missing = [f.name for f in lay.all_fields if f.name not in ranges]
     if missing:  # a field added to the layout needs its range here
         raise AssertionError(f"observation_bounds has no range for {missing}")
-    lay = observation_layout(h)
     low, high = np.empty(lay.size, dtype=np.float32), np.empty(lay.size, dtype=np.float32)
-    for f in OBSERVATION:
+    for f in lay.all_fields:
         low[lay.slice(f.name)], high[lay.slice(f.name)] = ranges[f.name]
     return low, high

@@ -22,7 +22,8 @@ from energy_env.config import EnvConfig, load_config, make_config
 from energy_env.data.dataset import Dataset
 from energy_env.episodes import RESET_OPTIONS, episode_start  # noqa: F401 (re-exported: the env's reset options)
 from energy_env.forecast import ForecastProvider
-from energy_env.layout import HOUSEHOLD_INFO, INFO_KEYS, SCENARIO_INFO, observation_layout
+from energy_env.auction import ORDER_INFO, order_infos
+from energy_env.layout import HOUSEHOLD_INFO, INFO_KEYS, SCENARIO_INFO
 
 # Info keys (energy_env/layout.py): per household, per scenario (repeated for each home), signals.
 INFO_FIELDS, SCENARIO_INFO_FIELDS, _INFO_KEYS = HOUSEHOLD_INFO, SCENARIO_INFO, INFO_KEYS
@@ -69,12 +70,15 @@ class WattshareParallelEnv(ParallelEnv):
         self.agents: list[str] = []
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
         self._agent_set = frozenset(self.possible_agents)
-        self._lay = observation_layout(self.params.horizon)
+        self._lay = core.layout_of(self.params)
         self.observation_fields = self._lay.fields()
-        obs_dim = core.observation_size(self.params.horizon)
+        obs_dim = self._lay.size
         low, high = core.observation_bounds(self.params, self.data)
         self._obs_space = spaces.Box(low, high, (obs_dim,), np.float32)
-        self._act_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        # double auction: (setpoint, price action), energy_env.auction.order_limits
+        self._act_width = core.action_width(self.params)
+        self._act_space = spaces.Box(-1.0, 1.0, (self._act_width,), np.float32)
+        self._info_keys = _INFO_KEYS + (ORDER_INFO if self.params.auction else ())
         self._state_space = spaces.Box(np.tile(low, n), np.tile(high, n), (n * obs_dim,), np.float32)
         self._stepper = kernel.Stepper(self.params, self.data)
         self._state: core.State | None = None
@@ -104,7 +108,7 @@ class WattshareParallelEnv(ParallelEnv):
         # env.data.dataset.timestamps[interval].
         # The same keys as a step's infos (TorchRL builds its info spec from reset), all 0: nothing
         # has flowed yet.
-        infos = {a: {"interval": start, **dict.fromkeys(_INFO_KEYS, 0.0)} for a in self.agents}
+        infos = {a: {"interval": start, **dict.fromkeys(self._info_keys, 0.0)} for a in self.agents}
         return observations, infos
 
     def _episode_start(self, options: dict) -> int:
@@ -130,12 +134,27 @@ class WattshareParallelEnv(ParallelEnv):
         terminations = dict.fromkeys(agents, done)
         truncations = dict.fromkeys(agents, False)
         infos = self._infos(result, rows)
+        if self.params.auction:
+            self._add_order_infos(infos, result, act)
         if done:
             self.agents = []
         return observations, rewards, terminations, truncations, infos
 
     def _action_array(self, values: list[Any]) -> np.ndarray:
-        """Setpoints ``(1, N)`` in agent order; one conversion for the usual ``(1,)`` arrays or scalars."""
+        """Setpoints ``(1, N)`` in agent order; one conversion for the usual ``(1,)`` arrays or scalars.
+
+        In the double auction each action is ``(setpoint, price action)``: ``(1, N, 2)``.
+        """
+        if self._act_width > 1:
+            try:
+                act = np.array(values, dtype=np.float64)
+            except (TypeError, ValueError):
+                act = None
+            if act is None or act.shape not in ((len(values), 2), (len(values), 1, 2)):
+                for a, v in zip(self.possible_agents, values):
+                    if np.size(v) != 2:
+                        raise ValueError(f"action of {a} must be (setpoint, price action), got shape {np.shape(v)}")
+            return act.reshape(1, len(values), 2)
         try:
             act = np.array(values, dtype=np.float64)
         except (TypeError, ValueError):  # ragged or not numbers: the check below names the agent
@@ -165,6 +184,16 @@ class WattshareParallelEnv(ParallelEnv):
         need = self._obs[:, self._lay.at("power_need_signal")].tolist()  # 1.0 GREEN, 0.0 RED (numbers, like every info value)
         table = zip(*columns, *scenario, score, need)
         return {a: {"interval": interval, **dict(zip(_INFO_KEYS, row))} for a, row in zip(self.possible_agents, table)}
+
+    def _add_order_infos(self, infos: dict[str, dict], result: core.StepResult, act: np.ndarray) -> None:
+        """The double auction's per-order infos (:func:`energy_env.auction.order_infos`)."""
+        orders = order_infos(
+            act[..., 1], result.p2p_bought_kwh, result.p2p_sold_kwh, result.grid_import_kwh, result.grid_export_kwh,
+            result.market_price_usd_per_kwh, result.import_price_usd_per_kwh, result.export_price_usd_per_kwh, self.params.loss,
+        )
+        columns = [orders[k][0].tolist() for k in ORDER_INFO]
+        for agent, row in zip(self.possible_agents, zip(*columns)):
+            infos[agent].update(zip(ORDER_INFO, row))
 
     def state(self) -> np.ndarray:
         """Global state: every household's observation, concatenated in agent order."""

@@ -66,6 +66,8 @@ _RESULT_ROWS = tuple(
     for f in fields(core.StepResult)
 )
 _SDR_RULE, _MID_MARKET, _NONE = Mechanism.SDR.code, Mechanism.MID_MARKET.code, Mechanism.NONE.code  # else bill sharing
+_AUCTION = Mechanism.DOUBLE_AUCTION.code
+_VOLUME_RTOL = 1e-12  # energy_env.auction's
 # The observation fields the kernel writes itself, each found through ``offsets`` (built from the
 # layout per community), at fixed positions of this file: the layout may add or move fields
 # without the cached machine code going stale. "scenario" is where the precomputed row starts,
@@ -86,7 +88,7 @@ def kernel_offsets(horizon: int) -> np.ndarray:
     return np.array([blocks[name] if name in blocks else lay.offsets[FIELD_INDEX[name]] for name in _KERNEL_FIELDS], dtype=np.int64)
 
 # Positions in the packed scalar parameters.
-_LOSS, _ETA_C, _ETA_D, _DEG, _CREDIT, _TERMINAL, _SDR_CAP, _REF = range(8)
+_LOSS, _ETA_C, _ETA_D, _DEG, _CREDIT, _TERMINAL, _SDR_CAP, _REF, _AUCTION_K = range(9)
 # Rows of the packed per-household parameters (N,): battery, then the grid limits.
 _CAP, _SMIN, _SMAX, _MAXAC, _BAND, _HAS, _IMP_LIM, _EXP_LIM = range(8)
 # Columns of the packed per-interval prices (T,).
@@ -154,6 +156,77 @@ def _max(a, b):  # pragma: no cover - compiled
 
 
 @_jit
+def _serve(qty, priority, volume, served):  # pragma: no cover - compiled
+    """:func:`energy_env.auction._serve` of one scenario into ``served``; returns the marginal priority."""
+    n = qty.shape[0]
+    if not volume > 0.0:
+        for i in range(n):
+            served[i] = 0.0
+        return np.inf
+    order = np.argsort(priority, kind="mergesort")
+    cum = 0.0
+    first = 0
+    for j in range(n):
+        q = qty[order[j]]
+        cum += q
+        if cum >= volume * (1.0 - _VOLUME_RTOL) and q > 0.0:
+            first = j
+            break
+    m = priority[order[first]]
+    full = np.zeros(n)
+    margin = np.zeros(n)
+    for i in range(n):
+        if qty[i] > 0.0:
+            if priority[i] < m:
+                full[i] = qty[i]
+            elif priority[i] == m:
+                margin[i] = qty[i]
+    full_kwh, margin_kwh = _numpy_sum(full), _numpy_sum(margin)
+    share = _min(_max((volume - full_kwh) / (margin_kwh if margin_kwh > 0.0 else 1.0), 0.0), 1.0)
+    for i in range(n):
+        served[i] = full[i] if (qty[i] > 0.0 and priority[i] < m) else (qty[i] * share if (qty[i] > 0.0 and priority[i] == m) else 0.0)
+    return m
+
+
+@_jit
+def _double_auction(net, limit, keep, k, bought, sent):  # pragma: no cover - compiled
+    """:func:`energy_env.auction.double_auction` of one scenario: fills ``bought``/``sent``; returns (price, cleared)."""
+    n = net.shape[0]
+    prices = np.empty(2 * n)
+    qty = np.empty(2 * n)
+    demand = np.empty(n)
+    supply = np.empty(n)
+    for i in range(n):
+        demand[i] = _max(net[i], 0.0)
+        supply[i] = _max(-net[i], 0.0) * keep
+        prices[i], prices[n + i] = limit[i], limit[i]
+        qty[i], qty[n + i] = supply[i], demand[i]
+    order = np.argsort(prices, kind="mergesort")  # stable: asks (first half) lead at ties
+    total_demand = _numpy_sum(demand)
+    supply_at, bids_cum, volume = 0.0, 0.0, -np.inf
+    for j in range(2 * n):
+        o = order[j]
+        is_bid = o >= n
+        q = qty[o]
+        supply_at += 0.0 if is_bid else q
+        bids_cum += q if is_bid else 0.0
+        demand_at = total_demand - (bids_cum - (q if is_bid else 0.0))
+        volume = _max(volume, _min(supply_at, demand_at)) if j > 0 else _min(supply_at, demand_at)
+    volume = _min(volume, _min(total_demand, _numpy_sum(supply)))
+    cleared = volume > 0.0
+    neg = np.empty(n)
+    sellers = np.empty(n)
+    for i in range(n):
+        neg[i] = -limit[i]
+        sellers[i] = _max(-net[i], 0.0)
+    bid_m = -_serve(demand, neg, volume, bought)
+    ask_m = _serve(sellers, limit, volume / keep, sent)
+    if not cleared:
+        return np.nan, False
+    return k * bid_m + (1.0 - k) * ask_m, True
+
+
+@_jit
 def _observe(obs, t_next, start, end, soc, thr, last_price, last_sdr, scal, hp, prices, load, pv, load_fc, pv_fc, scen_obs, hh_obs, off, hh):  # pragma: no cover
     """:func:`core.observe` into ``obs`` (``off``: each field's offset, layout order); with ``hh``
     (not None), also the two signals' info rows."""
@@ -213,7 +286,7 @@ def _observe(obs, t_next, start, end, soc, thr, last_price, last_sdr, scal, hp, 
 
 
 @_jit
-def _transition(action, t, end, soc, soc_start, thr, used_in, iparams, scal, hp, prices, days, load, pv, baseline, unserved):  # pragma: no cover
+def _transition(action, price_action, t, end, soc, soc_start, thr, used_in, iparams, scal, hp, prices, days, load, pv, baseline, unserved):  # pragma: no cover
     """:func:`core.transition` into a fresh ``(len(ROWS), B, N)`` block; returns it with flags and a status.
 
     Status 1: a grid limit was violated (impossible by construction); the caller re-runs the
@@ -231,6 +304,10 @@ def _transition(action, t, end, soc, soc_start, thr, used_in, iparams, scal, hp,
     net = np.empty(n)
     asked = np.empty(n)
     offered = np.empty(n)
+    limit = np.empty(n)
+    bought_auction = np.empty(n)
+    sent_auction = np.empty(n)
+    auction = mechanism == _AUCTION
     status = 0
     for b in range(nb):
         tb = t[b]
@@ -261,8 +338,16 @@ def _transition(action, t, end, soc, soc_start, thr, used_in, iparams, scal, hp,
             hh[_CURT, b, i] = curt
             hh[_AC, b, i] = ac
             hh[_CLIPPED, b, i] = abs(a * hp[_MAXAC, i] - ac)
-            out_of_box[b, i] = a != in_box
-            hh[_OOB, b, i] = 1.0 if a != in_box else 0.0
+            oob = a != in_box
+            if auction:  # energy_env.auction.order_limits of the price action in the box
+                pa = price_action[b, i]
+                pa_in = _min(_max(pa, -1.0), 1.0)
+                oob = oob or pa != pa_in
+                s_break = exp_price / keep
+                shading = 0.5 * (1.0 - pa_in) * abs(buy - s_break)
+                limit[i] = s_break + shading if x < 0.0 else buy - shading
+            out_of_box[b, i] = oob
+            hh[_OOB, b, i] = 1.0 if oob else 0.0
             hh[_VIOL, b, i] = 0.0
             hh[_UNSERVED, b, i] = unserved[tb, i] if any_unserved else 0.0
             if x - imp_lim > 1e-9 or -exp_lim - x > 1e-9:
@@ -274,13 +359,19 @@ def _transition(action, t, end, soc, soc_start, thr, used_in, iparams, scal, hp,
             sdr = supply * keep / demand
         else:
             sdr = np.inf if supply > 0.0 else 0.0
-        cleared = supply > 0.0 and demand > 0.0 and sell < buy and mechanism != _NONE
-        received = _min(supply * keep, demand) if cleared else 0.0
-        sent = received / keep
-        bought_share = 1.0 if (cleared and received >= demand) else received / (demand if cleared else 1.0)
-        sold_share = 1.0 if (cleared and sent >= supply) else sent / (supply if cleared else 1.0)
+        if auction:
+            price, cleared = _double_auction(net, limit, keep, scal[_AUCTION_K], bought_auction, sent_auction)
+            bought_share, sold_share = 0.0, 0.0
+        else:
+            cleared = supply > 0.0 and demand > 0.0 and sell < buy and mechanism != _NONE
+            received = _min(supply * keep, demand) if cleared else 0.0
+            sent = received / keep
+            bought_share = 1.0 if (cleared and received >= demand) else received / (demand if cleared else 1.0)
+            sold_share = 1.0 if (cleared and sent >= supply) else sent / (supply if cleared else 1.0)
         if not cleared:
             price = buy
+        elif auction:
+            pass  # the auction's own price
         elif mechanism == _SDR_RULE:
             price = sell * buy / ((buy - sell) * _min(sdr, 1.0) + sell)
         elif mechanism == _MID_MARKET:
@@ -292,8 +383,8 @@ def _transition(action, t, end, soc, soc_start, thr, used_in, iparams, scal, hp,
         midnight = tb % INTERVALS_PER_DAY == 0
         terminal = scal[_TERMINAL] if not np.isnan(scal[_TERMINAL]) else days[day, 0]
         for i in range(n):
-            bought = asked[i] * bought_share
-            sold = offered[i] * sold_share
+            bought = bought_auction[i] if auction else asked[i] * bought_share
+            sold = sent_auction[i] if auction else offered[i] * sold_share
             paid = bought * price
             revenue = sold * (price * keep)
             gi, ge = asked[i] - bought, offered[i] - sold
@@ -350,7 +441,7 @@ class _Packed:
     """The community's parameters and arrays in the kernel's layout, packed once."""
 
     iparams: np.ndarray  # (4,) int64: mechanism, reward is cost, charge from grid, any unserved load
-    scal: np.ndarray  # (8,) float64 scalars
+    scal: np.ndarray  # (9,) float64 scalars
     hp: np.ndarray  # (8, N) per-household battery parameters and grid limits
     prices: np.ndarray  # (T, 4) import, export, market score as buyer / as seller
     days: np.ndarray  # (days, 2) off-peak rate, baseline allowance
@@ -377,7 +468,7 @@ def _pack(params: core.CommunityParams, data: core.CommunityData) -> _Packed:
             params.loss, bp.eta_charge, bp.eta_discharge,
             bp.degradation_cost_usd_per_kwh, params.baseline_credit_usd_per_kwh,
             np.nan if params.terminal_price_usd_per_kwh is None else params.terminal_price_usd_per_kwh,
-            params.sdr_observation_cap, bp.reference_kwh,
+            params.sdr_observation_cap, bp.reference_kwh, params.auction_k,
         ], dtype=np.float64),
         hp=np.stack([
             bp.capacity_kwh, bp.soc_min_kwh, bp.soc_max_kwh, bp.max_ac_kwh, bp.usable_kwh, bp.has_battery.astype(np.float64),
@@ -413,7 +504,8 @@ class Stepper:
         if self.compiled and not HAVE_NUMBA:
             raise RuntimeError("the compiled kernel needs numba (pip install numba), or pass compiled=False")
         self._packed = _pack(params, data) if self.compiled else None
-        self._obs_width = core.observation_size(params.horizon)
+        self._obs_width = core.observation_size(params.horizon, params.auction)
+        self._volume_at = core.layout_of(params).at("last_p2p_volume_kwh") if params.auction else None
 
     def observe(self, state: core.State) -> np.ndarray:
         """:func:`core.observe`."""
@@ -423,6 +515,8 @@ class Stepper:
         obs = np.empty((*state.soc_kwh.shape, self._obs_width), dtype=np.float32)
         _observe(obs, state.t, state.start, state.end, state.soc_kwh, state.throughput_kwh, state.last_price_usd_per_kwh,
                  state.last_sdr, k.scal, k.hp, k.prices, k.load, k.pv, k.load_fc, k.pv_fc, k.scen_obs, k.hh_obs, k.offsets, None)
+        if self._volume_at is not None:
+            obs[:, :, self._volume_at] = state.last_volume_kwh[:, None]
         return obs
 
     def step(self, state: core.State, action: np.ndarray) -> tuple[core.State, core.StepResult, np.ndarray, np.ndarray | None]:
@@ -430,12 +524,12 @@ class Stepper:
         if not self.compiled:
             new_state, result = core.transition(state, action, self.params, self.data)
             return new_state, result, core.observe(new_state, self.params, self.data), None
-        action = np.ascontiguousarray(core.check_actions(action))
-        if action.shape != state.soc_kwh.shape:
-            raise ValueError(f"actions have shape {action.shape}, expected {state.soc_kwh.shape} (scenarios, households)")
+        setpoints, price_action = core.split_actions(core.check_actions(action), self.params, state.soc_kwh.shape)
+        setpoints = np.ascontiguousarray(setpoints)
+        price_action = np.ascontiguousarray(price_action) if price_action is not None else np.zeros((1, 1))
         k = self._packed
         hh, out_of_box, cleared, done, status = _transition(
-            action, state.t, state.end, state.soc_kwh, state.soc_start_kwh, state.throughput_kwh, state.baseline_used_kwh,
+            setpoints, price_action, state.t, state.end, state.soc_kwh, state.soc_start_kwh, state.throughput_kwh, state.baseline_used_kwh,
             k.iparams, k.scal, k.hp, k.prices, k.days, k.load, k.pv, k.baseline, k.unserved,
         )
         if status:  # the numpy core raises with the household named
@@ -445,10 +539,13 @@ class Stepper:
         new_state = core.State(
             t=state.t + 1, start=state.start, end=state.end, soc_kwh=soc, soc_start_kwh=state.soc_start_kwh,
             throughput_kwh=hh[_THR], last_price_usd_per_kwh=price, last_sdr=sdr, baseline_used_kwh=hh[_USED],
+            last_volume_kwh=hh[_BOUGHT].sum(axis=-1),
         )
         obs = np.empty((*soc.shape, self._obs_width), dtype=np.float32)
         _observe(obs, new_state.t, state.start, state.end, soc, hh[_THR], price, sdr,
                  k.scal, k.hp, k.prices, k.load, k.pv, k.load_fc, k.pv_fc, k.scen_obs, k.hh_obs, k.offsets, hh)
+        if self._volume_at is not None:
+            obs[:, :, self._volume_at] = new_state.last_volume_kwh[:, None]
         flags = (out_of_box, cleared, done)
         result = core.StepResult(*[hh[row] if kind == 0 else hh[row, :, 0] if kind == 1 else flags[row] for kind, row in _RESULT_ROWS])
         return new_state, result, obs, hh

@@ -86,7 +86,12 @@ OBSERVATION: tuple[ObsField, ...] = (
     ObsField("profitability_score", "signals", "0-100, below"),
     ObsField("power_need_signal", "signals", "1 GREEN, 0 RED, below"),
 )
+# Appended in market.mechanism double_auction only, so the pool modes' observations stay as they were.
+AUCTION_OBSERVATION: tuple[ObsField, ...] = (
+    ObsField("last_p2p_volume_kwh", "auction", "energy buyers received in last interval's auction (double_auction only)", from_state=True),
+)
 FIELD_INDEX = {f.name: k for k, f in enumerate(OBSERVATION)}
+_ALL_INDEX = {f.name: k for k, f in enumerate(OBSERVATION + AUCTION_OBSERVATION)}
 assert len(FIELD_INDEX) == len(OBSERVATION), "observation field names must be unique"
 SCENARIO_FIELDS = tuple(f for f in OBSERVATION if f.block == "scenario")
 HOUSEHOLD_TABLE_FIELDS = tuple(f for f in OBSERVATION if f.precomputed)
@@ -100,24 +105,36 @@ class ObservationLayout:
     """Offsets of every field for one forecast horizon."""
 
     horizon: int
-    offsets: tuple[int, ...]  # start of each field of OBSERVATION, in order
+    offsets: tuple[int, ...]  # start of each field of all_fields, in order
     size: int
+    auction: bool = False  # the double auction's fields (AUCTION_OBSERVATION) follow the others
+
+    @property
+    def all_fields(self) -> tuple[ObsField, ...]:
+        """The fields of this layout, in order."""
+        return OBSERVATION + AUCTION_OBSERVATION if self.auction else OBSERVATION
 
     def fields(self) -> list[tuple[str, int]]:
         """``[(name, width), ...]`` in order."""
-        return [(f.name, f.width(self.horizon)) for f in OBSERVATION]
+        return [(f.name, f.width(self.horizon)) for f in self.all_fields]
+
+    def _index(self, name: str) -> int:
+        k = _ALL_INDEX.get(name)
+        if k is None or k >= len(self.offsets):
+            raise KeyError(f"observation field {name!r} is not in this layout (auction={self.auction})")
+        return k
 
     def at(self, name: str) -> int:
         """The position of a one-value field ``name``."""
-        k = FIELD_INDEX[name]
-        if OBSERVATION[k].per_step:
+        k = self._index(name)
+        if self.all_fields[k].per_step:
             raise ValueError(f"{name} has one value per forecast step; use slice()")
         return self.offsets[k]
 
     def slice(self, name: str) -> slice:
         """The positions of field ``name`` in an observation vector."""
-        k = FIELD_INDEX[name]
-        return slice(self.offsets[k], self.offsets[k] + OBSERVATION[k].width(self.horizon))
+        k = self._index(name)
+        return slice(self.offsets[k], self.offsets[k] + self.all_fields[k].width(self.horizon))
 
     def household_table_slice(self) -> slice:
         """The precomputed household fields: the positions ``CommunityData.household_obs[t]`` fills."""
@@ -134,21 +151,25 @@ class ObservationLayout:
 
 
 @lru_cache(maxsize=64)
-def observation_layout(horizon: int) -> ObservationLayout:
-    """The layout of an observation with forecast ``horizon`` (cached: layouts are immutable)."""
+def observation_layout(horizon: int, auction: bool = False) -> ObservationLayout:
+    """The layout of an observation with forecast ``horizon`` (cached: layouts are immutable).
+
+    ``auction``: the layout of ``market.mechanism: double_auction``, the same fields followed by
+    :data:`AUCTION_OBSERVATION`.
+    """
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
     offsets, at = [], 0
-    for f in OBSERVATION:
+    for f in OBSERVATION + AUCTION_OBSERVATION if auction else OBSERVATION:
         offsets.append(at)
         at += f.width(horizon)
-    return ObservationLayout(horizon, tuple(offsets), at)
+    return ObservationLayout(horizon, tuple(offsets), at, bool(auction))
 
 
 def markdown_table(horizon: int = 6) -> str:
-    """The observation table of docs/model.md."""
+    """The observation table of docs/model.md (the double auction's fields last)."""
     rows = ["| field | width | meaning |", "|---|---|---|"]
-    for f in OBSERVATION:
+    for f in OBSERVATION + AUCTION_OBSERVATION:
         rows.append(f"| `{f.name}` | {f.width(horizon)} | {f.meaning} |")
     return "\n".join(rows)
 

@@ -26,6 +26,7 @@ class Mechanism(str, Enum):
     MID_MARKET = "mid_market"  # halfway between the sellers' break-even and the import price
     BILL_SHARING = "bill_sharing"  # P2P energy free; the community splits the grid bill
     NONE = "none"  # no P2P market: every home meets the grid alone
+    DOUBLE_AUCTION = "double_auction"  # limit orders, one clearing price (energy_env.auction)
 
     @property
     def code(self) -> int:
@@ -33,7 +34,7 @@ class Mechanism(str, Enum):
         return _CODES[self]
 
 
-_CODES = {Mechanism.SDR: 0, Mechanism.MID_MARKET: 1, Mechanism.BILL_SHARING: 2, Mechanism.NONE: 3}
+_CODES = {Mechanism.SDR: 0, Mechanism.MID_MARKET: 1, Mechanism.BILL_SHARING: 2, Mechanism.NONE: 3, Mechanism.DOUBLE_AUCTION: 4}
 MECHANISMS: tuple[str, ...] = tuple(m.value for m in Mechanism)
 
 
@@ -116,8 +117,14 @@ def clear(
     export_price_usd_per_kwh: np.ndarray | float,
     mechanism: str = "sdr",
     loss: float = 0.05,
+    limit_usd_per_kwh: np.ndarray | None = None,
+    auction_k: float = 0.5,
 ) -> Clearing:
     """Match buyers and sellers pro rata and price the trades.
+
+    ``double_auction`` clears limit orders instead (:mod:`energy_env.auction`):
+    ``limit_usd_per_kwh`` ``(..., N)`` per kWh received, truthful when None; ``auction_k`` sets
+    the price inside the crossing interval.
 
     Because sellers bear the loss, the break-even sell price is ``Ps / (1 - loss)``; mechanisms
     price between that and the grid import price ``Pb``, so no seller earns less than exporting
@@ -130,6 +137,8 @@ def clear(
     batch_shape = net_kwh.shape[:-1]
     buy_usd = _batch(import_price_usd_per_kwh, batch_shape)
     sell_usd = _batch(export_price_usd_per_kwh, batch_shape) / keep
+    if mechanism == "double_auction":
+        return _clear_auction(net_kwh, buy_usd, sell_usd * keep, loss, limit_usd_per_kwh, auction_k)
 
     # Per household only what scales with N: asked/offered, two sums and six products below.
     asked = np.maximum(net_kwh, 0.0)
@@ -168,4 +177,34 @@ def clear(
         supply_kwh=supply,
         demand_kwh=demand,
         cleared=cleared,
+    )
+
+
+def _clear_auction(net_kwh: np.ndarray, buy_usd: np.ndarray, export_usd: np.ndarray, loss: float, limit: np.ndarray | None, k: float) -> Clearing:
+    """:func:`clear` for ``double_auction``: the orders cleared by :func:`energy_env.auction.double_auction`."""
+    from energy_env.auction import double_auction, truthful_limits
+
+    shape = net_kwh.shape
+    net = net_kwh.reshape(-1, shape[-1])
+    flat_buy, flat_export = buy_usd.reshape(-1), export_usd.reshape(-1)
+    limits = truthful_limits(net, flat_buy, flat_export, loss) if limit is None else np.asarray(limit, dtype=np.float64).reshape(net.shape)
+    result = double_auction(net, limits, loss, k)
+    asked = np.maximum(net, 0.0)
+    offered = asked - net
+    supply, demand = offered.sum(axis=-1), asked.sum(axis=-1)
+    price = np.where(result.cleared, result.price_usd_per_kwh, flat_buy)  # the grid price when not cleared, as the pool
+    keep = 1.0 - loss
+    unbatch = lambda a: a.reshape(shape[:-1] + a.shape[1:])  # noqa: E731
+    return Clearing(
+        p2p_bought_kwh=unbatch(result.bought_kwh),
+        p2p_sold_kwh=unbatch(result.sold_kwh),
+        grid_import_kwh=unbatch(asked - result.bought_kwh),
+        grid_export_kwh=unbatch(offered - result.sold_kwh),
+        p2p_paid_usd=unbatch(result.bought_kwh * price[:, None]),
+        p2p_revenue_usd=unbatch(result.sold_kwh * (price * keep)[:, None]),
+        price_usd_per_kwh=unbatch(price),
+        sdr=unbatch(supply_demand_ratio(supply, demand, loss)),
+        supply_kwh=unbatch(supply),
+        demand_kwh=unbatch(demand),
+        cleared=unbatch(result.cleared),
     )

@@ -35,6 +35,7 @@ def build_params(cfg: EnvConfig, num_households: int) -> CommunityParams:
         horizon=cfg.forecast.horizon,
         terminal_price_usd_per_kwh=cfg.tariff.terminal_price_usd_per_kwh,
         baseline_credit_usd_per_kwh=baseline_credit_usd_per_kwh(cfg.tariff) if cfg.tariff.baseline_credit else 0.0,
+        auction_k=cfg.market.auction_k,
     )
 
 

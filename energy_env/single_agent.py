@@ -32,7 +32,9 @@ class _CommunityView(gym.Env):
         self.n = len(self.par.possible_agents)
         obs_space = self.par.observation_space(self.par.possible_agents[0])
         self._low, self._high = obs_space.low, obs_space.high
-        self.action_space = spaces.Box(-1.0, 1.0, (self.n,), np.float32)
+        # double auction: every household's (setpoint, price action), household-major
+        self._width = core.action_width(self.par.params)
+        self.action_space = spaces.Box(-1.0, 1.0, (self.n * self._width,), np.float32)
 
     def _shape(self, obs_matrix: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -43,7 +45,10 @@ class _CommunityView(gym.Env):
         return self._shape(self.par._obs), {"interval": int(self.par._state.start[0])}
 
     def step(self, action: np.ndarray):
-        action = np.asarray(action, dtype=np.float64).reshape(1, self.n)
+        action = np.asarray(action, dtype=np.float64)
+        if action.size != self.n * self._width:
+            raise ValueError(f"expected {self.n * self._width} action values, got shape {action.shape}")
+        action = action.reshape((1, self.n) + ((self._width,) if self._width > 1 else ()))
         par = self.par
         if par._state is None or not par.agents:
             raise RuntimeError("step() called before reset() or after the episode ended")

@@ -167,16 +167,21 @@ class SharedVectorSetup:
         self.num_households = self.engine.num_households
         self.info_fields = _resolve_info_fields(info_fields)
         low, high = core.observation_bounds(community.params, community.data)
-        self.observation_fields = core.observation_fields(community.params.horizon)
+        self.observation_fields = core.observation_fields(community.params.horizon, community.params.auction)
         self._single_obs_space = spaces.Box(low, high, low.shape, np.float32)
-        self._single_act_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+        # double auction: (setpoint, price action) per household (energy_env.auction.order_limits)
+        self._action_width = core.action_width(community.params)
+        self._single_act_space = spaces.Box(-1.0, 1.0, (self._action_width,), np.float32)
 
     def _actions(self, actions: np.ndarray) -> np.ndarray:
         actions = np.asarray(actions)
-        total = self.num_scenarios * self.num_households
+        width = self._action_width
+        total = self.num_scenarios * self.num_households * width
         if actions.size != total:
-            raise ValueError(f"expected {total} actions (one per household and scenario), got shape {actions.shape}")
-        return actions.reshape(self.num_scenarios, self.num_households)
+            what = "actions (one per household and scenario)" if width == 1 else "action values (a setpoint and a price action per household and scenario)"
+            raise ValueError(f"expected {total} {what}, got shape {actions.shape}")
+        shape = (self.num_scenarios, self.num_households) + ((width,) if width > 1 else ())
+        return actions.reshape(shape)
 
 
 class WattshareVectorEnv(SharedVectorSetup, VectorEnv):

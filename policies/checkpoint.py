@@ -39,7 +39,7 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
 
 from energy_env.community import Community
-from energy_env.core import observation_fields
+from energy_env.core import action_width, observation_fields
 from policies.observation_scale import SCALES
 
 FORMAT = "wattshare-policy"
@@ -64,12 +64,13 @@ class CheckpointError(ValueError):
 
 def layout_of(community: Community) -> list[list[Any]]:
     """The observation layout a checkpoint must match: ``[[name, width], ...]``."""
-    return [[name, width] for name, width in observation_fields(community.params.horizon)]
+    return [[name, width] for name, width in observation_fields(community.params.horizon, community.params.auction)]
 
 
-def env_action_space() -> spaces.Box:
-    """One household's action in the env (``energy_env.env`` / ``energy_env.vector``): a setpoint in [-1, 1]."""
-    return spaces.Box(-1.0, 1.0, (1,), np.float32)
+def env_action_space(width: int = 1) -> spaces.Box:
+    """One household's action in the env (``energy_env.env`` / ``energy_env.vector``): a setpoint in
+    [-1, 1], and in the double auction (``width`` 2) a price action too."""
+    return spaces.Box(-1.0, 1.0, (width,), np.float32)
 
 
 def package_version() -> str:
@@ -137,7 +138,7 @@ def make_meta(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if not NAME.fullmatch(name):
         raise ValueError(f"policy name {name!r} must match {NAME.pattern} (it names result files)")
-    action = env_action_space()
+    action = env_action_space(action_width(community.params))
     layout = layout_of(community)
     return {
         "format": FORMAT,
@@ -330,15 +331,15 @@ def check_env(meta: dict[str, Any], community: Community, meta_path: Path) -> No
             f"{meta_path}: {meta['mode']} policies for {meta['num_households']} homes (one network each), the community has {community.num_households}"
         )
     if "action_space" in meta:  # the legacy format did not record it (its zip did: checked there)
-        check_action_space(action_space_of(meta), meta_path)
+        check_action_space(action_space_of(meta), meta_path, action_width(community.params))
     if meta.get("forecast_provider") not in (None, community.data.forecast_name):
         warnings.warn(f"{meta_path}: trained on {meta['forecast_provider']!r} forecasts, the community uses {community.data.forecast_name!r}",
                       stacklevel=3)
 
 
-def check_action_space(space: spaces.Space, where: Path) -> None:
-    """Raise :class:`CheckpointError` unless ``space`` is the env's action space."""
-    env = env_action_space()
+def check_action_space(space: spaces.Space, where: Path, width: int = 1) -> None:
+    """Raise :class:`CheckpointError` unless ``space`` is the env's action space (``width`` values per household)."""
+    env = env_action_space(width)
     same = isinstance(space, spaces.Box) and space.shape == env.shape and np.array_equal(space.low, env.low) and np.array_equal(space.high, env.high)
     if not same:
         raise CheckpointError(f"{where}: action space {space}, the env's is {env}")

@@ -162,16 +162,24 @@ class LearnedPolicy:
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, state: State | None = None, community: Community | None = None) -> np.ndarray:
-        """Setpoints ``(B, N)`` for observations ``(B, N, D)``."""
+        """Setpoints ``(B, N)`` for observations ``(B, N, D)``; in the double auction ``(B, N, 2)``
+        (setpoint, price action). A residual base corrects the setpoint only."""
         b, n, d = obs.shape
+        width = int(np.prod(self.models[0].policy.action_space.shape))
+        shape = (b, n) if width == 1 else (b, n, width)
         seen = self.scaler(obs, community)  # the controller below (residual base) reads the env's own
         if self.mode == "shared":  # independent / federated: one network per home
             flat = self.normalizers[0](seen.reshape(b * n, d))
-            actions = self.models[0].policy.predict(flat, deterministic=True)[0].reshape(b, n)
+            actions = self.models[0].policy.predict(flat, deterministic=True)[0].reshape(shape)
         else:
-            actions = np.empty((b, n))
+            actions = np.empty(shape)
             for i, (model, norm) in enumerate(zip(self.models, self.normalizers)):  # one small net per home
-                actions[:, i] = model.policy.predict(norm(seen[:, i]), deterministic=True)[0].reshape(b)
+                actions[:, i] = model.policy.predict(norm(seen[:, i]), deterministic=True)[0].reshape(shape[:1] + shape[2:])
         if self.base is not None:
-            actions = self.base.act(obs, state, community) + self.residual_scale * np.clip(actions, -1.0, 1.0)
+            base = self.base.act(obs, state, community)
+            if width == 1:
+                actions = base + self.residual_scale * np.clip(actions, -1.0, 1.0)
+            else:
+                actions = actions.copy()
+                actions[..., 0] = base + self.residual_scale * np.clip(actions[..., 0], -1.0, 1.0)
         return np.clip(actions, -1.0, 1.0)

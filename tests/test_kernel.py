@@ -29,6 +29,9 @@ def _assert_same_trajectory(community, scenarios: int, steps: int, seed: int, sc
     fast_state, slow_state = state, state
     for _ in range(steps):
         action = rng.uniform(-scale, scale, (scenarios, n))  # some out of the box: clipped and counted
+        if community.params.auction and rng.random() < 0.8:  # with price actions (else truthful bids)
+            prices = rng.choice([-1.0, 1.0, 0.0], (scenarios, n)) if rng.random() < 0.3 else rng.uniform(-scale, scale, (scenarios, n))
+            action = np.stack([action, prices], axis=-1)
         fast_state, fast_result, fast_obs, rows = fast.step(fast_state, action)
         slow_state, slow_result, slow_obs, _ = slow.step(slow_state, action)
         for f in fields(core.StepResult):
@@ -41,7 +44,8 @@ def _assert_same_trajectory(community, scenarios: int, steps: int, seed: int, sc
         # the row block carries the info keys: per-scenario values repeated, flags as 0/1
         np.testing.assert_array_equal(rows[kernel.ROWS.index("market_cleared")], np.repeat(slow_result.market_cleared[:, None], n, 1))
         np.testing.assert_array_equal(rows[kernel.ROWS.index("sdr")], np.repeat(slow_result.sdr[:, None], n, 1))
-        np.testing.assert_array_equal(rows[kernel.ROWS.index("profitability_score")], slow_obs[..., -2])
+        score_at = core.layout_of(community.params).at("profitability_score")
+        np.testing.assert_array_equal(rows[kernel.ROWS.index("profitability_score")], slow_obs[..., score_at])
 
 
 def test_numpy_sum_matches_numpy_pairwise_order():
@@ -55,7 +59,7 @@ def test_default_community_identical_to_numpy():
     _assert_same_trajectory(make_community(num_households=17), scenarios=3, steps=120, seed=1)
 
 
-@pytest.mark.parametrize("mechanism", ["mid_market", "bill_sharing", "none"])
+@pytest.mark.parametrize("mechanism", ["mid_market", "bill_sharing", "none", "double_auction"])
 def test_other_mechanisms_identical_to_numpy(mechanism):
     _assert_same_trajectory(make_community(num_households=9, market={"mechanism": mechanism}), scenarios=2, steps=60, seed=2)
 
@@ -76,6 +80,10 @@ def test_per_home_limits_and_unserved_load_identical_to_numpy():
     com = make_community(num_households=6, grid=grid, battery={"charge_from_grid": True})
     assert com.data.unserved_kwh.sum() > 0 and (com.data.unserved_kwh[:, [0, 3]] == 0).all()
     _assert_same_trajectory(com, scenarios=3, steps=200, seed=8)
+
+
+def test_double_auction_many_households_identical_to_numpy():
+    _assert_same_trajectory(make_community(num_households=150, market={"mechanism": "double_auction", "auction_k": 0.3}), scenarios=3, steps=30, seed=4)
 
 
 def test_many_households_identical_to_numpy():
@@ -131,7 +139,7 @@ def test_fallback_env_variable(monkeypatch):
 @settings(max_examples=30, deadline=None)
 @given(
     n=st.integers(1, 9),
-    mechanism=st.sampled_from(["sdr", "mid_market", "bill_sharing", "none"]),
+    mechanism=st.sampled_from(["sdr", "mid_market", "bill_sharing", "none", "double_auction"]),
     reward=st.sampled_from(["cost", "savings"]),
     wear=st.sampled_from([0.0, 0.02]),
     loss=st.floats(0.0, 0.3),

@@ -134,8 +134,8 @@ def behaviour_clone(
     """Fit ``policy``'s mean action to ``targets`` on (already normalised) ``observations``.
 
     Minimises the mean squared error of the deterministic action with its own Adam optimiser
-    (PPO's optimiser state stays fresh); the value head is left alone. Returns each epoch's
-    mean loss.
+    (PPO's optimiser state stays fresh); the value head is left alone. In the double auction the
+    targets are setpoints and the price action is left to PPO. Returns each epoch's mean loss.
     """
     if len(observations) != len(targets):
         raise ValueError(f"{len(observations)} observations but {len(targets)} targets")
@@ -153,7 +153,7 @@ def behaviour_clone(
         total = 0.0
         for i in range(0, len(x), batch_size):
             idx = order[i : i + batch_size]
-            mean = policy.get_distribution(x[idx]).distribution.mean
+            mean = policy.get_distribution(x[idx]).distribution.mean[:, : y.shape[1]]  # the setpoint (auction: not the price)
             loss = torch.mean((mean - y[idx]) ** 2)
             optimiser.zero_grad()
             loss.backward()

@@ -123,6 +123,7 @@ def train_independent(
     def normalizers() -> list[ObsNormalizer]:
         return [ObsNormalizer(r.mean.copy(), r.var.copy()) for r in obs_rms]
 
+    width = int(np.prod(venv.action_space.shape))
     obs = venv.reset().reshape(b, n, -1)
     episode_starts = np.ones(b, dtype=bool)
     t0 = time.perf_counter()
@@ -131,7 +132,7 @@ def train_independent(
             m.rollout_buffer.reset()
             m.policy.set_training_mode(False)
         for _ in range(settings.n_steps):
-            actions = np.empty((b, n), dtype=np.float32)
+            actions = np.empty((b, n, width), dtype=np.float32)  # width 2 in the double auction (setpoint, price)
             steps = []
             with torch.no_grad():
                 for i, m in enumerate(models):  # one small network per household
@@ -139,7 +140,7 @@ def train_independent(
                     o = _normalize(obs[:, i], obs_rms[i])
                     a, v, logp = m.policy(torch.as_tensor(o))
                     a = a.numpy()
-                    actions[:, i] = np.clip(a[:, 0], -1.0, 1.0)
+                    actions[:, i] = np.clip(a.reshape(b, width), -1.0, 1.0)
                     steps.append((o, a, v, logp))
             new_obs, rewards, dones, _ = venv.step(actions.reshape(-1))
             rewards = rewards.reshape(b, n)

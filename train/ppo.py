@@ -56,7 +56,9 @@ class ResidualVecEnv(VecEnvWrapper):
     def step_async(self, actions: np.ndarray) -> None:
         engine = self.venv.engine
         base = self.base.act(engine.obs, engine.state, engine.community)
-        total = np.clip(base + self.scale * np.asarray(actions).reshape(base.shape), -1.0, 1.0)
+        actions = np.asarray(actions).reshape(*base.shape, -1)
+        total = actions.astype(np.float64)  # the double auction's price action passes as it is
+        total[..., 0] = np.clip(base + self.scale * actions[..., 0], -1.0, 1.0)
         self.venv.step_async(total.reshape(-1))
 
     def step_wait(self):

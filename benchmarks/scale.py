@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/scale.py                 # the README table (a few minutes)
     .venv/bin/python benchmarks/scale.py --quick         # shorter runs, fewer rows
     .venv/bin/python benchmarks/scale.py --json out.json
+    .venv/bin/python benchmarks/scale.py --auction       # double auction against the pool (issue 18's target)
 
 ``batched core (compiled)`` is the numba kernel the envs step with (:mod:`energy_env.kernel`);
 ``batched core (numpy)`` and ``PettingZoo parallel, numpy core`` run the numpy definition it is
@@ -63,15 +64,18 @@ FULL = [
     ("sb3_vecenv", 1000, 4),
     ("gym_vector", 1000, 4),
 ]
+# The double auction's cost (market.mechanism double_auction, random bids) beside the pool's (sdr).
+AUCTION = [(kind, n, b, m) for kind, n, b in (("pettingzoo", 17, 1), ("core", 100, 64), ("core", 1000, 1), ("core", 1000, 4), ("sb3_vecenv", 1000, 4))
+           for m in ("sdr", "double_auction")]
 QUICK = [("pettingzoo", 17, 1), ("pettingzoo_numpy", 17, 1), ("core", 100, 64), ("core", 1000, 4), ("core", 10000, 1), ("sb3_vecenv", 1000, 4)]
 
 
-def community_for(n: int):
+def community_for(n: int, mechanism: str = "sdr"):
     from energy_env.community import build_community
     from energy_env.config import make_config
     from energy_env.data import generate_synthetic
 
-    return build_community(make_config(num_households=n), dataset=generate_synthetic(n, 2025, 0, num_days=DAYS))
+    return build_community(make_config(num_households=n, market={"mechanism": mechanism}), dataset=generate_synthetic(n, 2025, 0, num_days=DAYS))
 
 
 def data_bytes(data) -> int:
@@ -94,7 +98,8 @@ def episode_runner(kind: str, com, n: int, b: int):
     from energy_env import core
 
     rng = np.random.default_rng(0)
-    acts = rng.uniform(-1, 1, (EPISODE, b, n))
+    width = core.action_width(com.params)  # 2 in the double auction: (setpoint, price action)
+    acts = rng.uniform(-1, 1, (EPISODE, b, n) + ((width,) if width > 1 else ()))
     days = com.dataset.split_days("train")
     starts = rng.choice(days[days < DAYS - 1], b) * EPISODE
     if kind == "core":  # the compiled kernel, as the envs step it
@@ -132,7 +137,7 @@ def episode_runner(kind: str, com, n: int, b: int):
         env = WattshareParallelEnv(community=com)
         if kind == "pettingzoo_numpy":
             env._stepper = Stepper(com.params, com.data, compiled=False)
-        steps = [{a: acts[k, 0, i : i + 1].astype(np.float32) for i, a in enumerate(env.possible_agents)} for k in range(EPISODE)]
+        steps = [{a: acts[k, 0, i].reshape(width).astype(np.float32) for i, a in enumerate(env.possible_agents)} for k in range(EPISODE)]
 
         def episode():
             env.reset(seed=1)
@@ -147,7 +152,7 @@ def episode_runner(kind: str, com, n: int, b: int):
     if kind in ("sb3_vecenv", "gym_vector"):
         from energy_env.vector import WattshareVecEnv, WattshareVectorEnv
 
-        flat = acts.reshape(EPISODE, b * n, 1).astype(np.float32)
+        flat = acts.reshape(EPISODE, b * n, width).astype(np.float32)
         if kind == "sb3_vecenv":
             venv = WattshareVecEnv(num_scenarios=b, community=com)
             venv.seed(0)
@@ -166,10 +171,10 @@ def episode_runner(kind: str, com, n: int, b: int):
     raise ValueError(f"unknown kind {kind!r}")
 
 
-def measure(kind: str, n: int, b: int, seconds: float) -> dict:
+def measure(kind: str, n: int, b: int, seconds: float, mechanism: str = "sdr") -> dict:
     """Run one configuration in this process (called in a subprocess by :func:`main`)."""
     t0 = time.perf_counter()
-    com = community_for(n)
+    com = community_for(n, mechanism)
     build_s = time.perf_counter() - t0
     episode, one_step = episode_runner(kind, com, n, b)
     episode()  # warm-up
@@ -187,6 +192,7 @@ def measure(kind: str, n: int, b: int, seconds: float) -> dict:
     median, best = float(np.median(times)), float(np.min(times))
     return {
         "api": kind,
+        "mechanism": mechanism,
         "households": n,
         "scenarios": b,
         "env_steps_per_s": 1.0 / median,
@@ -209,12 +215,12 @@ LABELS = {"pettingzoo": "PettingZoo parallel", "pettingzoo_numpy": "PettingZoo p
 
 def table(rows: list[dict]) -> str:
     out = [
-        "| API | N | B | env steps/s | household-steps/s | best household-steps/s | wall household-steps/s | data MB | step MB | peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| API | market | N | B | env steps/s | household-steps/s | best household-steps/s | wall household-steps/s | data MB | step MB | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         out.append(
-            f"| {LABELS[r['api']]} | {r['households']:,} | {r['scenarios']} | {r['env_steps_per_s']:,.0f} | "
+            f"| {LABELS[r['api']]} | {r.get('mechanism', 'sdr')} | {r['households']:,} | {r['scenarios']} | {r['env_steps_per_s']:,.0f} | "
             f"{r['household_steps_per_s']:,.0f} | {r['best_household_steps_per_s']:,.0f} | {r['wall_household_steps_per_s']:,.0f} | {r['data_mb']:,.1f} | "
             f"{r['step_mb']:,.2f} | {r['peak_rss_mb']:,.0f} |"
         )
@@ -226,22 +232,28 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="timing per configuration")
     parser.add_argument("--quick", action="store_true", help="fewer configurations, 2 s each")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
-    parser.add_argument("--one", nargs=3, metavar=("API", "N", "B"), help=argparse.SUPPRESS)
+    parser.add_argument("--auction", action="store_true", help="the double auction beside the pool, and their ratio")
+    parser.add_argument("--one", nargs=4, metavar=("API", "N", "B", "MECHANISM"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        kind, n, b = args.one[0], int(args.one[1]), int(args.one[2])
-        print(json.dumps(measure(kind, n, b, args.seconds)))
+        kind, n, b, mechanism = args.one[0], int(args.one[1]), int(args.one[2]), args.one[3]
+        print(json.dumps(measure(kind, n, b, args.seconds, mechanism)))
         return
-    configs, seconds = (QUICK, 2.0) if args.quick else (FULL, args.seconds)
+    configs, seconds = (QUICK, 2.0) if args.quick else (AUCTION, args.seconds) if args.auction else (FULL, args.seconds)
     rows = []
-    for kind, n, b in configs:
+    for kind, n, b, *mech in configs:
+        mechanism = mech[0] if mech else "sdr"
         proc = subprocess.run(
-            [sys.executable, __file__, "--one", kind, str(n), str(b), "--seconds", str(seconds)],
+            [sys.executable, __file__, "--one", kind, str(n), str(b), mechanism, "--seconds", str(seconds)],
             capture_output=True, text=True, check=True,
         )
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        print(f"{LABELS[kind]:20s} N={n:>6,} B={b:>4}: {rows[-1]['household_steps_per_s']:>14,.0f} household-steps/s", file=sys.stderr, flush=True)
+        print(f"{LABELS[kind]:20s} {mechanism:14s} N={n:>6,} B={b:>4}: {rows[-1]['household_steps_per_s']:>14,.0f} household-steps/s", file=sys.stderr, flush=True)
     print(table(rows))
+    if args.auction:
+        print("\n| API | N | B | auction / pool time per step (median CPU) |\n|---|---:|---:|---:|")
+        for pool, auction in zip(rows[::2], rows[1::2]):
+            print(f"| {LABELS[pool['api']]} | {pool['households']:,} | {pool['scenarios']} | {auction['us_per_step'] / pool['us_per_step']:.2f}x |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -98,11 +98,10 @@ def double_auction(net_kwh: np.ndarray, limit_usd_per_kwh: np.ndarray, loss: flo
     q_sorted = np.take_along_axis(qty, order, axis=-1)
     bid_sorted = np.take_along_axis(is_bid, order, axis=-1)
     supply_at = np.cumsum(np.where(bid_sorted, 0.0, q_sorted), axis=-1)
-    bids_cum = np.cumsum(np.where(bid_sorted, q_sorted, 0.0), axis=-1)
-    total_demand = demand.sum(axis=-1, keepdims=True)
-    demand_at = total_demand - (bids_cum - np.where(bid_sorted, q_sorted, 0.0))
+    # demand at or above p_k: the bids from position k on (a suffix sum: exactly 0 past the last bid)
+    demand_at = np.flip(np.cumsum(np.flip(np.where(bid_sorted, q_sorted, 0.0), axis=-1), axis=-1), axis=-1)
     volume = np.max(np.minimum(supply_at, demand_at), axis=-1)
-    volume = np.minimum(volume, np.minimum(total_demand[..., 0], supply.sum(axis=-1)))
+    volume = np.minimum(volume, np.minimum(demand.sum(axis=-1), supply.sum(axis=-1)))
     cleared = volume > 0.0
 
     # 2.-3. Serve each side in price order up to the volume; the marginal group shares pro rata.

@@ -156,73 +156,112 @@ def _max(a, b):  # pragma: no cover - compiled
 
 
 @_jit
-def _serve(qty, priority, volume, served):  # pragma: no cover - compiled
-    """:func:`energy_env.auction._serve` of one scenario into ``served``; returns the marginal priority."""
+def _fill(order, qty, volume, served, sign, limit):  # pragma: no cover - compiled
+    """:func:`energy_env.auction._serve` for the orders ``order`` (priority order, all ``qty > 0``):
+    fills ``served`` (all N) and returns the marginal limit. ``sign`` -1: priority is -limit (bids)."""
     n = qty.shape[0]
-    if not volume > 0.0:
-        for i in range(n):
-            served[i] = 0.0
-        return np.inf
-    order = np.argsort(priority, kind="mergesort")
     cum = 0.0
-    first = 0
-    for j in range(n):
-        q = qty[order[j]]
-        cum += q
-        if cum >= volume * (1.0 - _VOLUME_RTOL) and q > 0.0:
-            first = j
+    first = order[order.shape[0] - 1]
+    for j in range(order.shape[0]):
+        cum += qty[order[j]]
+        if cum >= volume * (1.0 - _VOLUME_RTOL):
+            first = order[j]
             break
-    m = priority[order[first]]
+    m = sign * limit[first]
     full = np.zeros(n)
     margin = np.zeros(n)
-    for i in range(n):
-        if qty[i] > 0.0:
-            if priority[i] < m:
-                full[i] = qty[i]
-            elif priority[i] == m:
-                margin[i] = qty[i]
+    for j in range(order.shape[0]):
+        i = order[j]
+        p = sign * limit[i]
+        if p < m:
+            full[i] = qty[i]
+        elif p == m:
+            margin[i] = qty[i]
     full_kwh, margin_kwh = _numpy_sum(full), _numpy_sum(margin)
     share = _min(_max((volume - full_kwh) / (margin_kwh if margin_kwh > 0.0 else 1.0), 0.0), 1.0)
     for i in range(n):
-        served[i] = full[i] if (qty[i] > 0.0 and priority[i] < m) else (qty[i] * share if (qty[i] > 0.0 and priority[i] == m) else 0.0)
-    return m
+        served[i] = 0.0
+    for j in range(order.shape[0]):
+        i = order[j]
+        p = sign * limit[i]
+        served[i] = qty[i] if p < m else (qty[i] * share if p == m else 0.0)
+    return limit[first]
 
 
 @_jit
 def _double_auction(net, limit, keep, k, bought, sent):  # pragma: no cover - compiled
-    """:func:`energy_env.auction.double_auction` of one scenario: fills ``bought``/``sent``; returns (price, cleared)."""
+    """:func:`energy_env.auction.double_auction` of one scenario: fills ``bought``/``sent``; returns (price, cleared).
+
+    The same numbers as the numpy definition from two sorts of the orders placed (bids, asks)
+    instead of sorts of every household: the positions numpy adds as zeros change no sum.
+    """
     n = net.shape[0]
-    prices = np.empty(2 * n)
-    qty = np.empty(2 * n)
     demand = np.empty(n)
+    offered = np.empty(n)
     supply = np.empty(n)
+    nb, ns = 0, 0
     for i in range(n):
         demand[i] = _max(net[i], 0.0)
-        supply[i] = _max(-net[i], 0.0) * keep
-        prices[i], prices[n + i] = limit[i], limit[i]
-        qty[i], qty[n + i] = supply[i], demand[i]
-    order = np.argsort(prices, kind="mergesort")  # stable: asks (first half) lead at ties
-    total_demand = _numpy_sum(demand)
-    supply_at, bids_cum, volume = 0.0, 0.0, -np.inf
-    for j in range(2 * n):
-        o = order[j]
-        is_bid = o >= n
-        q = qty[o]
-        supply_at += 0.0 if is_bid else q
-        bids_cum += q if is_bid else 0.0
-        demand_at = total_demand - (bids_cum - (q if is_bid else 0.0))
-        volume = _max(volume, _min(supply_at, demand_at)) if j > 0 else _min(supply_at, demand_at)
-    volume = _min(volume, _min(total_demand, _numpy_sum(supply)))
-    cleared = volume > 0.0
-    neg = np.empty(n)
-    sellers = np.empty(n)
+        offered[i] = _max(-net[i], 0.0)
+        supply[i] = offered[i] * keep
+        nb += demand[i] > 0.0
+        ns += supply[i] > 0.0
     for i in range(n):
-        neg[i] = -limit[i]
-        sellers[i] = _max(-net[i], 0.0)
-    bid_m = -_serve(demand, neg, volume, bought)
-    ask_m = _serve(sellers, limit, volume / keep, sent)
-    if not cleared:
+        bought[i] = 0.0
+        sent[i] = 0.0
+    if nb == 0 or ns == 0:
         return np.nan, False
+    bidx = np.empty(nb, dtype=np.int64)
+    sidx = np.empty(ns, dtype=np.int64)
+    jb, js = 0, 0
+    for i in range(n):
+        if demand[i] > 0.0:
+            bidx[jb] = i
+            jb += 1
+        if supply[i] > 0.0:
+            sidx[js] = i
+            js += 1
+    bo = bidx[np.argsort(limit[bidx], kind="mergesort")]  # ascending, ties by index
+    so = sidx[np.argsort(limit[sidx], kind="mergesort")]
+    # 1. the volume: all orders by price, asks first at a tie; demand from position k on
+    m = nb + ns
+    seq = np.empty(m, dtype=np.int64)
+    is_bid = np.empty(m, dtype=np.bool_)
+    a, b = 0, 0
+    for t in range(m):
+        if b >= nb or (a < ns and limit[so[a]] <= limit[bo[b]]):
+            seq[t], is_bid[t] = so[a], False
+            a += 1
+        else:
+            seq[t], is_bid[t] = bo[b], True
+            b += 1
+    demand_at = np.empty(m)
+    acc = 0.0
+    for t in range(m - 1, -1, -1):
+        if is_bid[t]:
+            acc += demand[seq[t]]
+        demand_at[t] = acc
+    supply_at, volume = 0.0, 0.0
+    for t in range(m):
+        if not is_bid[t]:
+            supply_at += supply[seq[t]]
+        volume = _max(volume, _min(supply_at, demand_at[t]))
+    volume = _min(volume, _min(_numpy_sum(demand), _numpy_sum(supply)))
+    if not volume > 0.0:
+        return np.nan, False
+    # 2. serve: bids by price high to low (ties by index), asks low to high
+    desc = np.empty(nb, dtype=np.int64)
+    t, hi = 0, nb - 1
+    while hi >= 0:  # reverse the ascending order, keeping each tie group in index order
+        lo = hi
+        while lo > 0 and limit[bo[lo - 1]] == limit[bo[hi]]:
+            lo -= 1
+        for j in range(lo, hi + 1):
+            desc[t] = bo[j]
+            t += 1
+        hi = lo - 1
+    bid_m = _fill(desc, demand, volume, bought, -1.0, limit)
+    ask_m = _fill(so, offered, volume / keep, sent, 1.0, limit)
     return k * bid_m + (1.0 - k) * ask_m, True
 
 

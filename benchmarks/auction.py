@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/auction.py                       # synthetic default, 3 seeds (about 15 min)
     .venv/bin/python benchmarks/auction.py --seeds 0 --steps 1000000   # a quick look
+    .venv/bin/python benchmarks/auction.py --resume --variants federated_bids --seeds 0   # add federated bidders
     .venv/bin/python benchmarks/auction.py --config config/citylearn_2022.yaml --output data/output/auction_citylearn
 
 The community runs with ``market.mechanism: double_auction`` (docs/model.md, "The double
@@ -10,7 +11,8 @@ auction"). Policies, scored on the test weeks (never trained on):
 * ``rule_based`` and ``oracle``: setpoints only, so their orders are truthful (limit = the home's
   own grid alternative); the oracle's cost is the pool's optimum (the auction's efficient outcome);
 * ``ppo_bids`` / ``ppo_residual_bids``: shared PPO trained in the auction (``wattshare
-  train-policies``), choosing its setpoint and a price action each interval;
+  train-policies``), choosing its setpoint and a price action each interval; ``federated_bids``
+  (on request): one policy per home, FedAvg (``--mode federated``);
 * the same networks with their price action replaced by truthful bids (``... (truthful)``): the
   truthful outcome of the learned batteries, which the learned bids are measured against.
 
@@ -40,7 +42,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-VARIANTS = {"ppo_bids": [], "ppo_residual_bids": ["--residual", "rule_based"]}
+VARIANTS = {"ppo_bids": [], "ppo_residual_bids": ["--residual", "rule_based"], "federated_bids": ["--mode", "federated"]}
 
 
 def auction_config(base: Path | None, out: Path) -> Path:
@@ -85,12 +87,16 @@ def score(community, act, starts, length) -> dict:
     has_order = flat(asked + offered) > 1e-9
     spread = np.abs(imp.reshape(-1, 1) - exp.reshape(-1, 1) / keep) * np.ones((1, n))
     shading = np.abs(limits - truthful)[has_order]
+    share = shading / np.where(spread[has_order] > 0, spread[has_order], 1.0)
+    seller = (flat(net) < 0)[has_order]
     cost, baseline = float(traj["cost_usd"].sum()), float(traj["baseline_cost_usd"].sum())
     return {
         "cost_usd": cost, "baseline_usd": baseline, "savings_percent": 100 * (baseline - cost) / baseline,
         "p2p_volume_kwh": float(volume.sum()), "efficiency": welfare / truthful_welfare if truthful_welfare > 0 else None,
         "shading_cents_per_kwh": 100 * float(shading.mean()) if shading.size else 0.0,
-        "shading_share_of_spread": float((shading / np.where(spread[has_order] > 0, spread[has_order], 1.0)).mean()) if shading.size else 0.0,
+        "shading_share_of_spread": float(share.mean()) if shading.size else 0.0,
+        "buyer_shading_share": float(share[~seller].mean()) if (~seller).any() else 0.0,
+        "seller_shading_share": float(share[seller].mean()) if seller.any() else 0.0,
     }
 
 
@@ -107,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=None, help="run YAML of the data set (default: the synthetic default)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=3_000_000, help="household-steps per training run")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=["ppo_bids", "ppo_residual_bids"], choices=list(VARIANTS),
+                        help="federated_bids: one PPO per home with FedAvg (train-policies --mode federated; about 4 min per seed)")
     parser.add_argument("--output", type=Path, default=Path("data/output/auction"))
     parser.add_argument("--resume", action="store_true", help="keep rows.jsonl and skip what it holds")
     args = parser.parse_args(argv)
@@ -179,7 +186,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         by_policy.setdefault(r["policy"], []).append(r)
     truthful_savings = {(r["policy"].removesuffix(" (truthful)"), r["seed"]): r["cost_usd"] for r in rows if r["policy"].endswith("(truthful)")}
-    out = ["| policy | seeds | savings % | oracle share | savings kept vs truthful | efficiency | P2P kWh | shading c/kWh | shading / spread |",
+    out = ["| policy | seeds | savings % | oracle share | savings kept vs truthful | efficiency | P2P kWh | shading c/kWh | shading / spread (buyers, sellers) |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, group in by_policy.items():
         kept = []
@@ -190,7 +197,8 @@ def table(rows: list[dict]) -> str:
         out.append(
             f"| {name} | {len(group)} | {spread([r['savings_percent'] for r in group], '{:.2f}')} | {spread([r['oracle_share'] for r in group])} | "
             f"{spread(kept) if kept else '-'} | {spread([r['efficiency'] for r in group])} | {spread([r['p2p_volume_kwh'] for r in group], '{:.0f}')} | "
-            f"{spread([r['shading_cents_per_kwh'] for r in group], '{:.2f}')} | {spread([r['shading_share_of_spread'] for r in group])} |"
+            f"{spread([r['shading_cents_per_kwh'] for r in group], '{:.2f}')} | {spread([r['shading_share_of_spread'] for r in group], '{:.2f}')} "
+            f"({spread([r.get('buyer_shading_share') for r in group], '{:.2f}')}, {spread([r.get('seller_shading_share') for r in group], '{:.2f}')}) |"
         )
     return "\n".join(out)
 

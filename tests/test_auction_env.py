@@ -160,3 +160,13 @@ def test_federated_policies_train_with_bids(tmp_path):
     policy = train_independent(com, settings, tmp_path, evaluate=False, after_update=hook, label="federated")
     assert hook.round == 2 and hook.strategy.left_out == []
     assert policy.act(np.zeros((1, 2, core.observation_size(com.params.horizon, True)), np.float32), None, com).shape == (1, 2, 2)
+
+
+def test_benchmark_runs_bidders_beside_truthful_baselines(bidders, tmp_path):
+    from train.benchmark import run_benchmark
+
+    com, _, out = bidders
+    runs = run_benchmark(com.config, ["pge_baseline", "rule_based", LearnedPolicy.load(out, com)], tmp_path, max_weeks=1, plots=False,
+                         progress=False, community=com)
+    assert list(runs) == ["pge_baseline", "rule_based", "ppo_shared"] and not runs.failed
+    assert (tmp_path / "results_ppo_shared.json").exists()

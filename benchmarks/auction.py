@@ -3,13 +3,15 @@
     .venv/bin/python benchmarks/auction.py                       # synthetic default, 3 seeds (about 15 min)
     .venv/bin/python benchmarks/auction.py --seeds 0 --steps 1000000   # a quick look
     .venv/bin/python benchmarks/auction.py --resume --variants federated_bids --seeds 0   # add federated bidders
+    .venv/bin/python benchmarks/auction.py --trained data/output/auction --config 1000_homes.yaml --no-oracle --output data/output/auction_1000
     .venv/bin/python benchmarks/auction.py --config config/citylearn_2022.yaml --output data/output/auction_citylearn
 
 The community runs with ``market.mechanism: double_auction`` (docs/model.md, "The double
 auction"). Policies, scored on the test weeks (never trained on):
 
 * ``rule_based`` and ``oracle``: setpoints only, so their orders are truthful (limit = the home's
-  own grid alternative); the oracle's cost is the pool's optimum (the auction's efficient outcome);
+  own grid alternative); the oracle's cost is the pool's optimum (the auction's efficient outcome),
+  solved with the config's ``oracle`` settings as ``wattshare benchmark`` does;
 * ``ppo_bids`` / ``ppo_residual_bids``: shared PPO trained in the auction (``wattshare
   train-policies``), choosing its setpoint and a price action each interval; ``federated_bids``
   (on request): one policy per home, FedAvg (``--mode federated``);
@@ -117,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="federated_bids: one PPO per home with FedAvg (train-policies --mode federated; about 4 min per seed)")
     parser.add_argument("--output", type=Path, default=Path("data/output/auction"))
     parser.add_argument("--resume", action="store_true", help="keep rows.jsonl and skip what it holds")
+    parser.add_argument("--trained", type=Path, default=None,
+                        help="score the checkpoints of another run's output folder (its train/) here instead of training: shared bidders on another community")
+    parser.add_argument("--no-oracle", action="store_true", help="leave the oracle out (no oracle share; e.g. 1,000 homes)")
     args = parser.parse_args(argv)
 
     from energy_env.community import build_community
@@ -138,25 +143,34 @@ def main(argv: list[str] | None = None) -> int:
     starts = evaluator.starts
 
     def add(policy: str, seed: int | None, figures: dict) -> None:
-        share = evaluator.oracle_share(figures["cost_usd"])
+        share = None if args.no_oracle else evaluator.oracle_share(figures["cost_usd"])
         row = {"policy": policy, "seed": seed, **figures, "oracle_share": share}
         done.append(row)
         with rows_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        print(f"{policy:28s} seed {seed}: savings {row['savings_percent']:.2f}%, oracle share {share:.4f}, "
+        print(f"{policy:28s} seed {seed}: savings {row['savings_percent']:.2f}%, oracle share {share}, "
               f"efficiency {row['efficiency']}, shading {row['shading_cents_per_kwh']:.2f} c/kWh", flush=True)
 
-    for name in ("rule_based", "oracle"):
-        if (name, None) not in have:
-            policy = make_policy(name)
-            if hasattr(policy, "plan"):
-                policy.plan(community, starts, WEEK)
-            add(name, None, score(community, policy.act, starts, WEEK))
+    # The oracle first, with the benchmark's settings (oracle section: 10 s of HiGHS per week by
+    # default, episodes on two cores); its cost is every row's reference.
+    if not args.no_oracle:
+        oracle = make_policy("oracle")
+        oracle.plan(community, starts, WEEK)
+        oracle_row = score(community, oracle.act, starts, WEEK)
+        evaluator.oracle_usd, evaluator.baseline_usd = oracle_row["cost_usd"], oracle_row["baseline_usd"]
+        if ("oracle", None) not in have:
+            add("oracle", None, oracle_row)
+    if ("rule_based", None) not in have:
+        add("rule_based", None, score(community, make_policy("rule_based").act, starts, WEEK))
     failed = False
     for variant in args.variants:
         for seed in args.seeds:
-            folder = args.output / "train" / f"{variant}_s{seed}"
+            folder = (args.trained or args.output) / "train" / f"{variant}_s{seed}"
             if (variant, seed) in have and (f"{variant} (truthful)", seed) in have:
+                continue
+            if args.trained is not None and not (folder / "meta.json").exists():
+                print(f"FAILED: no checkpoint {folder}", file=sys.stderr)
+                failed = True
                 continue
             if not (folder / "meta.json").exists():
                 cmd = [sys.executable, "-m", "train.cli", "train-policies", "--config", str(config), "--steps", str(args.steps),

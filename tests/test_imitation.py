@@ -96,3 +96,14 @@ def test_ppo_from_the_clone_starts_better_than_from_scratch(community, tmp_path,
 def test_pretrain_needs_shared_mode():
     with pytest.raises(ValueError, match="pretrain 'oracle_bc' needs mode 'shared'"):
         PPOSettings(mode="independent", pretrain="oracle_bc")
+
+
+def test_a_bad_demonstration_cache_is_named(community, tmp_path):
+    oracle_demonstrations(community, max_weeks=1, cache=tmp_path)
+    (cached,) = tmp_path.glob("demonstrations_*.npz")
+    np.savez(cached, battery_ac_kwh=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match=r"demonstrations_.*npz: battery_ac_kwh of shape \(3, 3\)"):
+        oracle_demonstrations(community, max_weeks=1, cache=tmp_path)
+    cached.write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="not a readable demonstration cache"):
+        oracle_demonstrations(community, max_weeks=1, cache=tmp_path)

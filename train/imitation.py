@@ -114,8 +114,16 @@ def _oracle_ac_kwh(community: Community, starts: np.ndarray, oracle: OraclePolic
     if cache is not None:
         path = cache / f"demonstrations_{hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:16]}.npz"
         if path.exists():
-            with np.load(path, allow_pickle=False) as stored:
-                return stored["battery_ac_kwh"], 0.0
+            expected = (WEEK, len(starts), community.num_households)
+            try:
+                with np.load(path, allow_pickle=False) as stored:
+                    ac_kwh = stored["battery_ac_kwh"]
+            except (OSError, ValueError, KeyError) as err:
+                raise ValueError(f"{path}: not a readable demonstration cache ({err}); delete it to solve again") from None
+            if ac_kwh.shape != expected or not np.isfinite(ac_kwh).all():
+                raise ValueError(f"{path}: battery_ac_kwh of shape {ac_kwh.shape} (finite: {bool(np.isfinite(ac_kwh).all())}), "
+                                 f"expected finite values of shape {expected}; delete it to solve again")
+            return ac_kwh, 0.0
     oracle = oracle or OraclePolicy(name="oracle", time_limit_s=60.0, mip_rel_gap=1e-4, workers=os.cpu_count() or 1)
     t0 = time.perf_counter()
     schedules = oracle.plan(community, starts, WEEK)

@@ -150,10 +150,11 @@ class WattshareParallelEnv(ParallelEnv):
                 act = np.array(values, dtype=np.float64)
             except (TypeError, ValueError):
                 act = None
-            if act is None or act.shape not in ((len(values), 2), (len(values), 1, 2)):
+            if act is None or act.size != 2 * len(values):
                 for a, v in zip(self.possible_agents, values):
                     if np.size(v) != 2:
                         raise ValueError(f"action of {a} must be (setpoint, price action), got shape {np.shape(v)}")
+                act = np.array([np.asarray(v, dtype=np.float64).reshape(2) for v in values])  # mixed shapes, each of 2 values
             return act.reshape(1, len(values), 2)
         try:
             act = np.array(values, dtype=np.float64)

@@ -65,6 +65,8 @@ def test_bad_auction_actions_are_rejected():
     env.reset(seed=0)
     with pytest.raises(ValueError, match="must be \\(setpoint, price action\\)"):
         env.step({a: np.array([0.0]) for a in env.agents})
+    mixed = {a: (np.array([0.1, 1.0]) if i % 2 else [[0.1, 1.0]]) for i, a in enumerate(env.agents)}  # shapes (2,) and (1, 2)
+    env.step(mixed)
     com = make_community(num_households=3)
     state = core.reset_state(com.params, com.data, np.array([0]), 10)
     with pytest.raises(ValueError, match="price actions need market.mechanism double_auction"):

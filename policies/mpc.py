@@ -4,8 +4,11 @@ At interval ``t`` the controller knows this interval's load and PV exactly (the 
 meter in real time, as the env assumes) and uses the env's forecast provider for the next ``H``
 intervals (``data.load_fc_kwh[t]``, made at ``t`` for ``t+1 .. t+H``). Windows longer than the
 provider's horizon are filled with seasonal persistence: interval ``t+k`` takes the measured value
-of ``t+k-48``, the same clock time a day earlier (known at ``t`` as long as ``k <= 48``). Where the
-data set has no earlier day, the provider's last forecast is repeated.
+of ``t+k-48``, the same clock time a day earlier (known at ``t`` as long as ``k <= 48``).
+``source="seasonal_mean"`` (``mpc_day_ahead``, 24 hours) plans on the mean of that clock time over
+the last ``history_days`` days instead, from the first forecast interval on (fewer days where the
+data set has fewer): persistence of the current interval is a poor PV forecast hours ahead.
+Where the data set has no earlier day, the provider's last forecast is repeated.
 
 The window never runs past the episode's end, and the energy left at the window's end is valued at
 the env's terminal price (the off-peak import price of the window's last day by default), the same
@@ -24,17 +27,40 @@ from policies.optimum import setpoints_from_ac_kwh
 from policies.schedule_lp import episode_problem, solve_problem
 
 
-def forecast_window(community: Community, t: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+SOURCES = ("provider", "seasonal_mean")  # what a window's forecast rows come from
+
+
+def _history_mean(x: np.ndarray, intervals: np.ndarray, days: int, fallback: np.ndarray) -> np.ndarray:
+    """``(K, N)``: the mean of ``x`` at each of ``intervals`` minus 1..``days`` days, over the days inside the data set.
+
+    Rows with no earlier day in the data set take ``fallback`` ``(N,)``.
+    """
+    earlier = intervals[None, :] - INTERVALS_PER_DAY * np.arange(1, days + 1)[:, None]  # (days, K)
+    ok = earlier >= 0
+    total = (x[np.maximum(earlier, 0)] * ok[..., None]).sum(axis=0)
+    count = ok.sum(axis=0)[:, None]
+    return np.where(count > 0, total / np.maximum(count, 1), fallback)
+
+
+def forecast_window(
+    community: Community, t: int, length: int, source: str = "provider", history_days: int = 7
+) -> tuple[np.ndarray, np.ndarray]:
     """Load and PV ``(length, N)`` that a controller at interval ``t`` expects for ``t .. t+length-1``.
 
-    Row 0 is measured; rows ``1..H`` come from the forecast provider; later rows from seasonal
-    persistence. Values are made physical (non-negative, net demand within the import limit) so a
-    poor forecast cannot make the LP infeasible.
+    Row 0 is measured. ``source="provider"``: rows ``1..H`` come from the forecast provider, later
+    rows from seasonal persistence; ``"seasonal_mean"``: every later row is the mean of the same
+    clock time over the last ``history_days`` days.
+    Values are made physical (non-negative, net demand within the import limit) so a poor
+    forecast cannot make the LP infeasible.
     """
     data, params = community.data, community.params
     if length > INTERVALS_PER_DAY + 1:
-        raise ValueError(f"window of {length} intervals: seasonal persistence reaches at most {INTERVALS_PER_DAY + 1}")
-    h = data.load_fc_kwh.shape[2]
+        raise ValueError(f"window of {length} intervals: the home's history reaches at most {INTERVALS_PER_DAY + 1}")
+    if source not in SOURCES:
+        raise ValueError(f"unknown forecast source {source!r}; expected one of {SOURCES}")
+    if history_days < 1:
+        raise ValueError(f"history_days must be >= 1, got {history_days}")
+    h = data.load_fc_kwh.shape[2] if source == "provider" else 0
     load = np.empty((length, data.load_kwh.shape[1]))
     pv = np.empty_like(load)
     load[0], pv[0] = data.load_kwh[t], data.pv_kwh[t]
@@ -42,10 +68,10 @@ def forecast_window(community: Community, t: int, length: int) -> tuple[np.ndarr
     load[1 : 1 + k_fc] = data.load_fc_kwh[t, :, :k_fc].T
     pv[1 : 1 + k_fc] = data.pv_fc_kwh[t, :, :k_fc].T
     if length > 1 + h:
-        earlier = t + np.arange(1 + h, length) - INTERVALS_PER_DAY
-        ok = earlier >= 0
-        load[1 + h :] = np.where(ok[:, None], data.load_kwh[np.maximum(earlier, 0)], data.load_fc_kwh[t, :, -1])
-        pv[1 + h :] = np.where(ok[:, None], data.pv_kwh[np.maximum(earlier, 0)], data.pv_fc_kwh[t, :, -1])
+        later = t + np.arange(1 + h, length)
+        days = 1 if source == "provider" else history_days
+        load[1 + h :] = _history_mean(data.load_kwh, later, days, data.load_fc_kwh[t, :, -1])
+        pv[1 + h :] = _history_mean(data.pv_kwh, later, days, data.pv_fc_kwh[t, :, -1])
     load, pv = np.maximum(load, 0.0), np.maximum(pv, 0.0)
     load = np.minimum(load, pv + params.import_limit_kwh)
     return load, pv
@@ -54,10 +80,18 @@ def forecast_window(community: Community, t: int, length: int) -> tuple[np.ndarr
 class MPCPolicy:
     """Receding-horizon LP controller of every home's battery (see the module docstring)."""
 
-    def __init__(self, horizon_intervals: int = 12, name: str = "mpc", workers: int = 1, engine: str = "processes") -> None:
+    def __init__(
+        self, horizon_intervals: int = 12, name: str = "mpc", workers: int = 1, engine: str = "processes",
+        source: str = "provider", history_days: int = 7,
+    ) -> None:
         if not 1 <= horizon_intervals <= INTERVALS_PER_DAY:
             raise ValueError(f"horizon_intervals must lie in 1..{INTERVALS_PER_DAY}, got {horizon_intervals}")
+        if source not in SOURCES:
+            raise ValueError(f"unknown forecast source {source!r}; expected one of {SOURCES}")
+        if history_days < 1:
+            raise ValueError(f"history_days must be >= 1, got {history_days}")
         self.horizon_intervals = horizon_intervals
+        self.source, self.history_days = source, history_days
         self.name = name
         self.workers, self.engine = workers, engine
         self.solve_seconds = 0.0  # total HiGHS time, for benchmarks
@@ -79,7 +113,8 @@ class MPCPolicy:
         from policies.executors import map_tasks
 
         chunks = [starts[k :: self.workers] for k in range(self.workers)]
-        done = map_tasks(partial(_closed_loop, community, length, self.horizon_intervals), [c for c in chunks if c], self.workers, self.engine)
+        loop = partial(_closed_loop, community, length, self.horizon_intervals, self.source, self.history_days)
+        done = map_tasks(loop, [c for c in chunks if c], self.workers, self.engine)
         for chunk_starts, (b_kwh, seconds, solves) in zip([c for c in chunks if c], done):
             for j, s in enumerate(chunk_starts):
                 self._planned[(s, length)] = b_kwh[:, j]
@@ -96,7 +131,7 @@ class MPCPolicy:
         for b in range(state.t.shape[0]):  # scenarios are independent LPs
             t = int(state.t[b])
             length = min(self.horizon_intervals, int(state.end[b]) - t)
-            load, pv = forecast_window(community, t, length)
+            load, pv = forecast_window(community, t, length, self.source, self.history_days)
             sched = solve_problem(episode_problem(community, t, length, load, pv, state.soc_kwh[b]), t)
             b_kwh[b] = sched.battery_ac_kwh[0]
             self.solve_seconds += sched.solve_seconds
@@ -104,10 +139,12 @@ class MPCPolicy:
         return setpoints_from_ac_kwh(b_kwh, community.params.battery.max_ac_kwh)
 
 
-def _closed_loop(community: Community, length: int, horizon_intervals: int, starts: list[int]) -> tuple[np.ndarray, float, int]:
+def _closed_loop(
+    community: Community, length: int, horizon_intervals: int, source: str, history_days: int, starts: list[int]
+) -> tuple[np.ndarray, float, int]:
     """MPC's closed loop over the episodes ``starts``: the AC energy it applied ``(T, B, N)``, HiGHS seconds, solves."""
     from energy_env.rollout import rollout
 
-    controller = MPCPolicy(horizon_intervals)
+    controller = MPCPolicy(horizon_intervals, source=source, history_days=history_days)
     traj = rollout(community, controller.act, np.asarray(starts), length, observations=False)
     return traj["battery_ac_kwh"], controller.solve_seconds, controller.num_solves

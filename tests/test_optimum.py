@@ -224,6 +224,45 @@ def test_mpc_window_extends_forecasts_with_seasonal_persistence(community):
     assert a.shape == (1, community.num_households) and np.all(np.abs(a) <= 1)
 
 
+def test_mpc_day_ahead_window_takes_the_mean_of_the_last_seven_days(community):
+    data, h = community.data, community.data.load_fc_kwh.shape[2]
+    t = 100 * INTERVALS_PER_DAY + 10
+    load, pv = forecast_window(community, t, 48, source="seasonal_mean", history_days=7)
+    np.testing.assert_array_equal(load[0], data.load_kwh[t])
+    for k in (1, h, 30, 47):  # the provider is not used  # hand-computed: the same clock time on each of the 7 days before
+        expected = np.mean([data.pv_kwh[t + k - d * INTERVALS_PER_DAY] for d in range(1, 8)], axis=0)
+        np.testing.assert_allclose(pv[k], expected)
+        expected = np.mean([data.load_kwh[t + k - d * INTERVALS_PER_DAY] for d in range(1, 8)], axis=0)
+        np.testing.assert_allclose(load[k], np.minimum(expected, pv[k] + community.params.import_limit_kwh))
+    # two days into the data set: only the days it has; on the first day the provider's last forecast
+    t = 2 * INTERVALS_PER_DAY
+    _, pv = forecast_window(community, t, 48, source="seasonal_mean")
+    k = 30
+    np.testing.assert_allclose(pv[k], (data.pv_kwh[t + k - INTERVALS_PER_DAY] + data.pv_kwh[t + k - 2 * INTERVALS_PER_DAY]) / 2)
+    _, pv = forecast_window(community, 0, 48, source="seasonal_mean")
+    np.testing.assert_allclose(pv[1:], np.repeat(data.pv_fc_kwh[0, :, -1][None], 47, axis=0))
+    # with one day of history, past the provider's horizon: seasonal persistence, as source="provider"
+    np.testing.assert_array_equal(forecast_window(community, 5000, 40, "seasonal_mean", 1)[1][1 + h :],
+                                  forecast_window(community, 5000, 40)[1][1 + h :])
+
+
+def test_mpc_day_ahead_is_registered_and_checks_its_arguments(community):
+    from energy_env import core
+    from policies.registry import make_policy
+
+    mpc = make_policy("mpc_day_ahead")
+    assert (mpc.name, mpc.horizon_intervals, mpc.source, mpc.history_days) == ("mpc_day_ahead", 48, "seasonal_mean", 7)
+    with pytest.raises(ValueError, match="forecast source"):
+        MPCPolicy(source="tomorrow")
+    with pytest.raises(ValueError, match="history_days"):
+        MPCPolicy(history_days=0)
+    with pytest.raises(ValueError, match="forecast source"):
+        forecast_window(community, 100, 12, source="tomorrow")
+    state = core.reset_state(community.params, community.data, np.array([200 * INTERVALS_PER_DAY + 20]), 48)
+    a = MPCPolicy(horizon_intervals=48, source="seasonal_mean").act(None, state, community)
+    assert a.shape == (1, community.num_households) and np.all(np.abs(a) <= 1)
+
+
 def test_charge_xor_discharge_fallback_adds_binaries(community, monkeypatch):
     """If a solution ever charged and discharged in one cell, the cells get binaries and it is re-solved."""
     from policies import schedule_lp
@@ -298,6 +337,17 @@ def test_mpc_in_worker_processes_applies_the_same_setpoints(community):
     replayed = rollout(community, planned.act, starts, 12)
     np.testing.assert_array_equal(replayed["battery_ac_kwh"], online["battery_ac_kwh"])
     np.testing.assert_array_equal(replayed["cost_usd"], online["cost_usd"])
+
+
+def test_mpc_day_ahead_in_worker_processes_plans_with_its_own_window():
+    com = build_community(make_config(num_households=3))
+    starts = np.array([40, 120]) * INTERVALS_PER_DAY + 14  # 7:00, before the PV surplus
+    online = rollout(com, MPCPolicy(48, source="seasonal_mean").act, starts, 12)
+    planned = MPCPolicy(48, source="seasonal_mean", workers=2)
+    planned.plan(com, starts, 12)
+    np.testing.assert_array_equal(rollout(com, planned.act, starts, 12)["battery_ac_kwh"], online["battery_ac_kwh"])
+    default = rollout(com, MPCPolicy(48).act, starts, 12)
+    assert not np.array_equal(default["battery_ac_kwh"], online["battery_ac_kwh"])  # the fill reached the plan
 
 
 def test_solve_problem_is_solve_schedule_on_an_episodes_problem():

@@ -37,7 +37,7 @@ class BenchmarkSettings(StrictModel):
 
     policies: list[str] = Field(
         default_factory=lambda: ["pge_baseline", "rule_based", "mpc", "oracle"],
-        description="Registered names: pge_baseline, idle, simple_rule, rule_based, mpc, oracle.",
+        description="Registered names: pge_baseline, idle, simple_rule, rule_based, mpc, mpc_day_ahead, oracle.",
     )
     weeks: Int | None = Field(None, ge=1, description="Only the first K test weeks (null: all).")
     plots: bool = True

@@ -26,7 +26,11 @@ sys.path.insert(0, str(ROOT))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="run YAML of the data set (default: the synthetic default)")
-    parser.add_argument("--horizons", type=int, nargs="+", default=[6, 12, 24, 48], help="intervals of perfect foresight (1-48)")
+    parser.add_argument("--horizons", type=int, nargs="+", default=[6, 12, 24, 48], help="intervals of foresight (1-48)")
+    parser.add_argument(
+        "--provider", default="perfect",
+        help="forecast provider MPC plans on (default perfect; e.g. seasonal_mean: what a real day-ahead forecast is worth)",
+    )
     args = parser.parse_args(argv)
 
     from energy_env.community import build_community
@@ -35,14 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     from train.run_config import load_run_config
 
     run = load_run_config(args.config)
-    print("| horizon | perfect foresight of | test-week cost $ | share of oracle savings | seconds |\n|---:|---|---:|---:|---:|")
+    print("| provider | horizon | foresight of | test-week cost $ | share of oracle savings | seconds |\n|---|---:|---|---:|---:|---:|")
     for h in args.horizons:
-        env = run.env.model_copy(update={"forecast": run.env.forecast.model_copy(update={"provider": "perfect", "horizon": h})})
+        env = run.env.model_copy(update={"forecast": run.env.forecast.model_copy(update={"provider": args.provider, "horizon": h})})
         evaluator = TestWeekEvaluator(build_community(env))
         t0 = time.perf_counter()
         cost = evaluator.cost_usd(MPCPolicy(horizon_intervals=h, workers=os.cpu_count() or 1))
         share = evaluator.oracle_share(cost)
-        print(f"| {h} | {h / 2:g} h | {cost:,.2f} | {share:.4f} | {time.perf_counter() - t0:.0f} |", flush=True)
+        print(f"| {args.provider} | {h} | {h / 2:g} h | {cost:,.2f} | {share:.4f} | {time.perf_counter() - t0:.0f} |", flush=True)
     return 0
 
 

@@ -121,6 +121,20 @@ class MPCPolicy:
             self.solve_seconds += seconds
             self.num_solves += solves
 
+    def closed_loop(self, community: Community, starts: np.ndarray, length: int) -> np.ndarray:
+        """The AC battery energy ``(length, B, N)`` this controller applies over each episode of ``starts``.
+
+        The episodes run on ``workers`` processes where there are several (see :meth:`plan`).
+        """
+        starts = [int(s) for s in np.asarray(starts).reshape(-1)]
+        self.plan(community, np.asarray(starts), length)
+        if self._planned:
+            return np.stack([self._planned[(s, length)] for s in starts], axis=1)
+        b_kwh, seconds, solves = _closed_loop(community, length, self.horizon_intervals, self.source, self.history_days, starts)
+        self.solve_seconds += seconds
+        self.num_solves += solves
+        return b_kwh
+
     def act(self, obs: np.ndarray, state: State, community: Community) -> np.ndarray:
         """Setpoints ``(B, N)``: the first interval of each scenario's window schedule."""
         keys = [(int(s), int(e - s)) for s, e in zip(state.start, state.end)]

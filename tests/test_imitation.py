@@ -1,4 +1,4 @@
-"""Behaviour cloning of the oracle: the demonstrations, the fit, and PPO started from the clone."""
+"""Behaviour cloning of an expert (the oracle, the day-ahead MPC): the demonstrations, the fit, and PPO started from the clone."""
 
 import json
 
@@ -12,7 +12,7 @@ from energy_env.episodes import WEEK
 from policies.learned import ObsNormalizer
 from energy_env import core
 from train.evaluation import TestWeekEvaluator
-from train.imitation import behaviour_clone, demonstration_weeks, oracle_demonstrations
+from train.imitation import behaviour_clone, demonstration_weeks, expert_demonstrations
 from train.ppo import make_vec_env, new_model, train_shared
 from train.settings import PPOSettings
 
@@ -37,7 +37,7 @@ def test_demonstration_weeks_are_whole_weeks_of_train_days(community):
 
 @pytest.fixture(scope="module")
 def demo(community, tmp_path_factory):
-    return oracle_demonstrations(community, max_weeks=2, cache=tmp_path_factory.mktemp("cache"))
+    return expert_demonstrations(community, "oracle", max_weeks=2, cache=tmp_path_factory.mktemp("cache"))
 
 
 def test_demonstrations_replay_the_oracle(community, demo):
@@ -49,7 +49,7 @@ def test_demonstrations_replay_the_oracle(community, demo):
 
 def test_residual_targets_are_the_correction_to_the_base(community, demo, tmp_path):
     # base "idle" (setpoint 0): the correction is the oracle's setpoint over the scale, clipped to [-1, 1]
-    residual = oracle_demonstrations(community, max_weeks=2, residual_base="idle", residual_scale=0.5, cache=tmp_path)
+    residual = expert_demonstrations(community, "oracle", max_weeks=2, residual_base="idle", residual_scale=0.5, cache=tmp_path)
     np.testing.assert_allclose(residual.observations, demo.observations)  # the oracle drives both replays
     np.testing.assert_allclose(residual.targets, np.clip(demo.targets / 0.5, -1.0, 1.0), atol=1e-6)
     assert residual.clipped_share == pytest.approx(np.mean(np.abs(demo.targets) > 0.5 + 1e-9))
@@ -99,11 +99,36 @@ def test_pretrain_needs_shared_mode():
 
 
 def test_a_bad_demonstration_cache_is_named(community, tmp_path):
-    oracle_demonstrations(community, max_weeks=1, cache=tmp_path)
+    expert_demonstrations(community, "oracle", max_weeks=1, cache=tmp_path)
     (cached,) = tmp_path.glob("demonstrations_*.npz")
     np.savez(cached, battery_ac_kwh=np.zeros((3, 3)))
     with pytest.raises(ValueError, match=r"demonstrations_.*npz: battery_ac_kwh of shape \(3, 3\)"):
-        oracle_demonstrations(community, max_weeks=1, cache=tmp_path)
+        expert_demonstrations(community, "oracle", max_weeks=1, cache=tmp_path)
     cached.write_bytes(b"not an npz")
     with pytest.raises(ValueError, match="not a readable demonstration cache"):
-        oracle_demonstrations(community, max_weeks=1, cache=tmp_path)
+        expert_demonstrations(community, "oracle", max_weeks=1, cache=tmp_path)
+
+
+def test_mpc_demonstrations_replay_the_day_ahead_mpc(community, tmp_path):
+    # the demonstrations are what the online controller (one LP per step, no worker processes) does
+    from energy_env.rollout import rollout
+    from policies.optimum import setpoints_from_ac_kwh
+    from policies.registry import make_policy
+
+    demo = expert_demonstrations(community, "mpc_day_ahead", max_weeks=1, cache=tmp_path)
+    weekly = build_community(community.config.model_copy(update={"episode_length": WEEK}), dataset=community.dataset)
+    online = make_policy("mpc_day_ahead")
+    online.workers = 1
+    traj = rollout(weekly, online.act, demonstration_weeks(weekly.dataset)[:1], WEEK)
+    expected = setpoints_from_ac_kwh(traj["battery_ac_kwh"], weekly.params.battery.max_ac_kwh).reshape(-1)
+    np.testing.assert_allclose(demo.targets, np.clip(expected, -1.0, 1.0), atol=1e-6)
+    np.testing.assert_allclose(demo.observations, traj["observation"].reshape(demo.observations.shape), atol=1e-6)
+    assert np.mean(np.abs(demo.targets) > 0.2) > 0.01  # the MPC does use the batteries
+    cached = expert_demonstrations(community, "mpc_day_ahead", max_weeks=1, cache=tmp_path)
+    assert cached.expert_seconds == 0.0 and np.array_equal(cached.targets, demo.targets)
+    assert len(list(tmp_path.glob("demonstrations_*.npz"))) == 1
+
+
+def test_unknown_expert_is_named(community, tmp_path):
+    with pytest.raises(ValueError, match="unknown expert 'mpc'"):
+        expert_demonstrations(community, "mpc", max_weeks=1, cache=tmp_path)

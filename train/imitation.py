@@ -1,18 +1,22 @@
-"""Behaviour cloning of the oracle: a policy's first guess taken from the perfect-foresight schedule.
+"""Behaviour cloning of an expert: a policy's first guess taken from the oracle's or the MPC's schedule.
 
 Read it top to bottom:
 
 1. :func:`demonstration_weeks`: week-long episodes made only of train days (the test weeks are
    never used).
-2. :func:`oracle_demonstrations`: the oracle's schedule of each week (:class:`~policies.optimum.OraclePolicy`,
-   solved once per data set and episode and cached under ``data/cache``), replayed through the env:
-   what every home observed at each step and the setpoint the oracle chose. For a residual policy
-   the target is the correction the network must output, ``(oracle - base) / scale``, clipped to
-   the network's [-1, 1]: a correction beyond it is out of reach, and its share is reported.
+2. :func:`expert_demonstrations`: the expert's schedule of each week, computed once per data set
+   and episode and cached under ``data/cache``, replayed through the env: what every home
+   observed at each step and the setpoint the expert chose. Experts: ``oracle``
+   (:class:`~policies.optimum.OraclePolicy`, perfect foresight) and ``mpc_day_ahead`` (the MPC on
+   24 h of 7-day-mean forecasts, in closed loop: it knows only the past, like the policy). For a
+   residual policy the target is the correction the network must output, ``(expert - base) /
+   scale``, clipped to the network's [-1, 1]: a correction beyond it is out of reach, and its
+   share is reported.
 3. :func:`behaviour_clone`: fit the network's mean action to the targets (mean squared error).
 
-The oracle sees the future, so its actions are not a function of what a home observes; cloning
-gives a start that PPO (:func:`train.ppo.train_shared` with ``pretrain: oracle_bc``) then improves
+The oracle sees the future, so its actions are not a function of what a home observes; the MPC's
+are a function of the past, but of more of it than the observation holds. Cloning gives a start
+that PPO (:func:`train.ppo.train_shared` with ``pretrain: oracle_bc`` or ``mpc_bc``) then improves
 on the env's own reward. docs/training.md has the measured effect.
 """
 
@@ -64,24 +68,32 @@ class Demonstrations:
     targets: np.ndarray  # (M,) the network's target output: the setpoint, or the residual correction
     episodes: int
     clipped_share: float  # of targets clipped to [-1, 1] (residual corrections out of reach)
-    oracle_seconds: float  # 0 when the schedules came from the cache
+    expert_seconds: float  # 0 when the schedules came from the cache
 
 
-def oracle_demonstrations(
-    community: Community, max_weeks: int | None = None, residual_base: str | None = None, residual_scale: float = 0.5,
-    oracle: OraclePolicy | None = None, cache: Path | None = CACHE,
+EXPERTS = ("oracle", "mpc_day_ahead")
+
+
+def expert_demonstrations(
+    community: Community, expert: str = "oracle", max_weeks: int | None = None, residual_base: str | None = None,
+    residual_scale: float = 0.5, oracle: OraclePolicy | None = None, cache: Path | None = CACHE,
 ) -> Demonstrations:
-    """The oracle's train-week schedules replayed through ``community``'s env (see the module docstring).
+    """The ``expert``'s train-week schedules replayed through ``community``'s env (see the module docstring).
 
-    ``max_weeks`` keeps the first K demonstration weeks; ``oracle`` defaults to the exact or
-    decomposed oracle on every core with a 60 s budget per week (demonstrations need good
-    schedules, not proofs). Raises ``ValueError`` if the data set has no week of train days.
+    ``max_weeks`` keeps the first K demonstration weeks; ``oracle`` (expert ``oracle`` only)
+    defaults to the exact or decomposed oracle on every core with a 60 s budget per week
+    (demonstrations need good schedules, not proofs). Raises ``ValueError`` for an unknown expert
+    or if the data set has no week of train days.
     """
+    if expert not in EXPERTS:
+        raise ValueError(f"unknown expert {expert!r}; expected one of {EXPERTS}")
+    if oracle is not None and expert != "oracle":
+        raise ValueError(f"an oracle was given but the expert is {expert!r}")
     weekly = build_community(community.config.model_copy(update={"episode_length": WEEK}), dataset=community.dataset)
     starts = demonstration_weeks(weekly.dataset)[:max_weeks]
     if len(starts) == 0:
         raise ValueError(f"data set {weekly.dataset.name!r} has no {WEEK // INTERVALS_PER_DAY} consecutive train days to demonstrate on")
-    ac_kwh, seconds = _oracle_ac_kwh(weekly, starts, oracle, cache)
+    ac_kwh, seconds = _expert_ac_kwh(weekly, starts, expert, oracle, cache)
     max_ac = weekly.params.battery.max_ac_kwh
     base = None
     if residual_base is not None:
@@ -102,14 +114,18 @@ def oracle_demonstrations(
     return Demonstrations(obs, np.clip(raw, -1.0, 1.0).astype(np.float32), len(starts), clipped, seconds)
 
 
-def _oracle_ac_kwh(community: Community, starts: np.ndarray, oracle: OraclePolicy | None, cache: Path | None) -> tuple[np.ndarray, float]:
-    """The oracle's AC battery energy ``(WEEK, B, N)`` of each episode, from the cache or solved now."""
+def _expert_ac_kwh(
+    community: Community, starts: np.ndarray, expert: str, oracle: OraclePolicy | None, cache: Path | None
+) -> tuple[np.ndarray, float]:
+    """The expert's AC battery energy ``(WEEK, B, N)`` of each episode, from the cache or solved now."""
     import os
 
     cfg = community.config.model_dump(mode="json")
     cfg.pop("reward", None)
     ds = community.dataset
-    key_data = [cfg, [ds.name, ds.fingerprint()], starts.tolist(), WEEK, None if oracle is None else oracle.name]
+    # the default oracle's key is None, as before experts were added: its caches stay valid
+    name = (None if oracle is None else oracle.name) if expert == "oracle" else expert
+    key_data = [cfg, [ds.name, ds.fingerprint()], starts.tolist(), WEEK, name]
     path = None
     if cache is not None:
         path = cache / f"demonstrations_{hashlib.sha256(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:16]}.npz"
@@ -124,11 +140,15 @@ def _oracle_ac_kwh(community: Community, starts: np.ndarray, oracle: OraclePolic
                 raise ValueError(f"{path}: battery_ac_kwh of shape {ac_kwh.shape} (finite: {bool(np.isfinite(ac_kwh).all())}), "
                                  f"expected finite values of shape {expected}; delete it to solve again")
             return ac_kwh, 0.0
-    oracle = oracle or OraclePolicy(name="oracle", time_limit_s=60.0, mip_rel_gap=1e-4, workers=os.cpu_count() or 1)
     t0 = time.perf_counter()
-    schedules = oracle.plan(community, starts, WEEK)
+    if expert == "oracle":
+        oracle = oracle or OraclePolicy(name="oracle", time_limit_s=60.0, mip_rel_gap=1e-4, workers=os.cpu_count() or 1)
+        ac_kwh = np.stack([s.battery_ac_kwh for s in oracle.plan(community, starts, WEEK)], axis=1)
+    else:
+        from policies.registry import make_policy
+
+        ac_kwh = make_policy(expert).closed_loop(community, starts, WEEK)
     seconds = time.perf_counter() - t0
-    ac_kwh = np.stack([s.battery_ac_kwh for s in schedules], axis=1)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, battery_ac_kwh=ac_kwh)

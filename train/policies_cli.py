@@ -38,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr-schedule", choices=["constant", "linear"], default=None, help="training.learning_rate_schedule")
     t.add_argument("--observation-scale", choices=["absolute", "per_home"], default=None,
                    help="training.observation_scale: per_home divides energies by each home's typical load, so the policy transfers")
-    t.add_argument("--pretrain", choices=["none", "oracle_bc"], default=None,
-                   help="training.pretrain: oracle_bc clones the oracle's train-week actions before PPO")
+    t.add_argument("--pretrain", choices=["none", "oracle_bc", "mpc_bc"], default=None,
+                   help="training.pretrain: clone the oracle's (oracle_bc) or mpc_day_ahead's (mpc_bc) train-week actions before PPO")
     t.add_argument("--bc-epochs", type=int, default=None, help="training.bc_epochs")
     t.add_argument("--reward", choices=["savings", "cost"], default=None, help="training.reward (savings: baseline $ - $ paid)")
     t.add_argument("--vec", choices=["core", "supersuit"], default=None, help="training.vec: the shared mode's VecEnv")

@@ -215,16 +215,20 @@ def resume_model(out: Path, venv: VecNormalize, settings: PPOSettings, community
     return model, meta["household_steps"]
 
 
-def clone_oracle(model: PPO, venv: VecNormalize, community: Community, settings: PPOSettings, out: Path) -> dict[str, Any]:
-    """``pretrain: oracle_bc``: start ``model`` as a clone of the oracle on the train weeks.
+PRETRAIN_EXPERTS = {"oracle_bc": "oracle", "mpc_bc": "mpc_day_ahead"}  # pretrain setting -> expert cloned
+
+
+def clone_expert(model: PPO, venv: VecNormalize, community: Community, settings: PPOSettings, out: Path) -> dict[str, Any]:
+    """``pretrain: oracle_bc | mpc_bc``: start ``model`` as a clone of the oracle or the day-ahead MPC on the train weeks.
 
     The observation normaliser starts from the demonstrations' statistics (so the clone sees
     what it was fitted on); ``bc.json`` in ``out`` records the data, time and losses.
     """
-    from train.imitation import behaviour_clone, oracle_demonstrations
+    from train.imitation import behaviour_clone, expert_demonstrations
 
     t0 = time.perf_counter()
-    demo = oracle_demonstrations(community, settings.bc_weeks, settings.residual_base, settings.residual_scale)
+    expert = PRETRAIN_EXPERTS[settings.pretrain]
+    demo = expert_demonstrations(community, expert, settings.bc_weeks, settings.residual_base, settings.residual_scale)
     obs = demo.observations
     if settings.observation_scale != "absolute":
         n = community.num_households
@@ -232,11 +236,11 @@ def clone_oracle(model: PPO, venv: VecNormalize, community: Community, settings:
     venv.obs_rms.mean, venv.obs_rms.var, venv.obs_rms.count = obs.mean(0).astype(np.float64), obs.var(0).astype(np.float64), float(len(obs))
     norm = ObsNormalizer(venv.obs_rms.mean.copy(), venv.obs_rms.var.copy())
     losses = behaviour_clone(model.policy, norm(obs), demo.targets, settings.bc_epochs, settings.bc_learning_rate, seed=settings.seed)
-    record = {"weeks": demo.episodes, "household_steps": len(obs), "clipped_share": round(demo.clipped_share, 4),
-              "oracle_seconds": round(demo.oracle_seconds, 1), "seconds": round(time.perf_counter() - t0, 1),
+    record = {"expert": expert, "weeks": demo.episodes, "household_steps": len(obs), "clipped_share": round(demo.clipped_share, 4),
+              "expert_seconds": round(demo.expert_seconds, 1), "seconds": round(time.perf_counter() - t0, 1),
               "mse_per_epoch": [round(v, 5) for v in losses]}
     (out / "bc.json").write_text(json.dumps(record, indent=1))
-    print(f"behaviour cloning: {demo.episodes} oracle weeks, {len(obs):,} household-steps, mse {losses[0]:.4f} -> {losses[-1]:.4f} ({record['seconds']} s)")
+    print(f"behaviour cloning: {demo.episodes} {expert} weeks, {len(obs):,} household-steps, mse {losses[0]:.4f} -> {losses[-1]:.4f} ({record['seconds']} s)")
     return record
 
 
@@ -253,8 +257,8 @@ def train_shared(community: Community, settings: PPOSettings, out: Path, backend
     evaluator = TestWeekEvaluator(community) if evaluate else None
     out.mkdir(parents=True, exist_ok=True)
     curve = CurveLogger(out / "curve.csv", evaluator, append=resume)  # its clock counts the cloning as training time
-    if settings.pretrain == "oracle_bc" and done == 0:
-        clone_oracle(model, venv, community, settings, out)
+    if settings.pretrain != "none" and done == 0:
+        clone_expert(model, venv, community, settings, out)
         curve.log(0, snapshot_policy([model], [ObsNormalizer(venv.obs_rms.mean.copy(), venv.obs_rms.var.copy())], "shared", settings))
     from stable_baselines3.common.logger import configure
 

@@ -46,12 +46,14 @@ class PPOSettings(StrictModel):
     observation_scale: Literal["absolute", "per_home"] = Field(
         "absolute", description="per_home: energies divided by each home's typical load, so the policy transfers (policies/observation_scale.py); shared mode."
     )
-    # Imitation before PPO (train/imitation.py): the network starts as a clone of the oracle's
+    # Imitation before PPO (train/imitation.py): the network starts as a clone of an expert's
     # train-week actions, then PPO improves it on the env's reward.
-    pretrain: Literal["none", "oracle_bc"] = Field("none", description="oracle_bc: behaviour-clone the oracle's train weeks first (shared mode).")
-    bc_epochs: Int = Field(20, ge=1, description="oracle_bc: passes over the demonstrations.")
+    pretrain: Literal["none", "oracle_bc", "mpc_bc"] = Field(
+        "none", description="Behaviour-clone the train weeks of the oracle (oracle_bc) or of mpc_day_ahead (mpc_bc) first (shared mode)."
+    )
+    bc_epochs: Int = Field(20, ge=1, description="oracle_bc / mpc_bc: passes over the demonstrations.")
     bc_learning_rate: float = Field(1e-3, gt=0.0)
-    bc_weeks: Int | None = Field(None, ge=1, description="oracle_bc: only the first K train weeks (None: all).")
+    bc_weeks: Int | None = Field(None, ge=1, description="oracle_bc / mpc_bc: only the first K train weeks (None: all).")
     episode_length: Int = Field(WEEK, ge=1, description="Training episode, intervals (336: a week, like the evaluation).")
     # Savings against the home's own baseline remove the load-driven variance of the cost, so the
     # reward reflects only what the battery did; the evaluation still scores the cost.

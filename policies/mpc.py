@@ -135,6 +135,27 @@ class MPCPolicy:
         self.num_solves += solves
         return b_kwh
 
+    def setpoints_at(self, community: Community, t: np.ndarray, end: np.ndarray, soc_kwh: np.ndarray) -> np.ndarray:
+        """Setpoints ``(M, N)`` the controller chooses at ``M`` states: interval ``t[m]`` of an episode
+        ending at ``end[m]``, with the batteries at ``soc_kwh[m]`` ``(N,)``.
+
+        An expert's labels for states another policy visited (DAgger, ``train/imitation.py``); the
+        states are split over ``workers`` processes.
+        """
+        t, end = np.asarray(t, dtype=np.int64).reshape(-1), np.asarray(end, dtype=np.int64).reshape(-1)
+        soc_kwh = np.asarray(soc_kwh, dtype=np.float64)
+        if soc_kwh.shape != (len(t), community.num_households) or len(end) != len(t) or np.any(end <= t):
+            raise ValueError(f"states: t {t.shape}, end {end.shape} (end > t), soc_kwh {soc_kwh.shape}; "
+                             f"expected ({len(t)},), ({len(t)},) and ({len(t)}, {community.num_households})")
+        from functools import partial
+
+        from policies.executors import map_tasks
+
+        parts = [c for c in np.array_split(np.arange(len(t)), max(1, min(self.workers, len(t)))) if len(c)]
+        label = partial(_setpoints_at, community, self.horizon_intervals, self.source, self.history_days)
+        done = map_tasks(label, [(t[c], end[c], soc_kwh[c]) for c in parts], self.workers, self.engine)
+        return np.concatenate(done) if done else np.zeros((0, community.num_households))
+
     def act(self, obs: np.ndarray, state: State, community: Community) -> np.ndarray:
         """Setpoints ``(B, N)``: the first interval of each scenario's window schedule."""
         keys = [(int(s), int(e - s)) for s, e in zip(state.start, state.end)]
@@ -162,3 +183,14 @@ def _closed_loop(
     controller = MPCPolicy(horizon_intervals, source=source, history_days=history_days)
     traj = rollout(community, controller.act, np.asarray(starts), length, observations=False)
     return traj["battery_ac_kwh"], controller.solve_seconds, controller.num_solves
+
+
+def _setpoints_at(
+    community: Community, horizon_intervals: int, source: str, history_days: int, states: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """The online controller's setpoints ``(M, N)`` at the states ``(t, end, soc_kwh)``, one LP each."""
+    from types import SimpleNamespace
+
+    t, end, soc_kwh = states
+    controller = MPCPolicy(horizon_intervals, source=source, history_days=history_days)
+    return controller.act(None, SimpleNamespace(t=t, start=t, end=end, soc_kwh=soc_kwh), community)

@@ -12,7 +12,7 @@ from energy_env.episodes import WEEK
 from policies.learned import ObsNormalizer
 from energy_env import core
 from train.evaluation import TestWeekEvaluator
-from train.imitation import behaviour_clone, demonstration_weeks, expert_demonstrations
+from train.imitation import behaviour_clone, demonstration_weeks, expert_demonstrations, learner_demonstrations
 from train.ppo import make_vec_env, new_model, train_shared
 from train.settings import PPOSettings
 
@@ -132,3 +132,39 @@ def test_mpc_demonstrations_replay_the_day_ahead_mpc(community, tmp_path):
 def test_unknown_expert_is_named(community, tmp_path):
     with pytest.raises(ValueError, match="unknown expert 'mpc'"):
         expert_demonstrations(community, "mpc", max_weeks=1, cache=tmp_path)
+
+
+def test_learner_demonstrations_label_the_learners_states_with_the_mpc(community, tmp_path):
+    from policies.registry import make_policy
+    from policies.simple import IdlePolicy
+
+    visits = learner_demonstrations(community, IdlePolicy(), "mpc_day_ahead", max_weeks=1, label_every=48, offset=7)
+    n = community.num_households
+    assert visits.observations.shape == (7 * n, core.observation_size(community.params.horizon))  # 03:30 of each day
+    # the labels are the MPC's setpoints from the states the idle learner reached
+    from energy_env.rollout import rollout
+
+    weekly = build_community(community.config.model_copy(update={"episode_length": WEEK}), dataset=community.dataset)
+    start = int(demonstration_weeks(weekly.dataset)[0])
+    k = 7 + 48 * np.arange(7)
+    soc = rollout(weekly, IdlePolicy().act, np.array([start]), WEEK, observations=False)["soc_kwh"][k - 1, 0]  # after step k-1
+    expected = make_policy("mpc_day_ahead").setpoints_at(weekly, start + k, np.full(7, start + WEEK), soc)
+    np.testing.assert_allclose(visits.targets, np.clip(expected.reshape(-1), -1, 1), atol=1e-6)
+    with pytest.raises(ValueError, match="DAgger needs an expert that acts from any state"):
+        learner_demonstrations(community, IdlePolicy(), "oracle", max_weeks=1)
+    with pytest.raises(ValueError, match="label_every must be >= 1"):
+        learner_demonstrations(community, IdlePolicy(), "mpc_day_ahead", max_weeks=1, label_every=4, offset=4)
+
+
+def test_dagger_refits_the_clone_on_its_own_states(community, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = PPOSettings(total_timesteps=1, scenarios=2, batch_size=96, n_epochs=1, eval_every=10**9, seed=0,
+                           pretrain="mpc_bc", bc_weeks=1, bc_epochs=5, dagger_iterations=2, dagger_label_every=48)
+    train_shared(community, settings, tmp_path / "dagger", evaluate=False)
+    record = json.loads((tmp_path / "dagger" / "bc.json").read_text())
+    n = community.num_households
+    assert record["expert"] == "mpc_day_ahead" and len(record["dagger"]) == 2
+    # the demonstrations (a week) plus 7 labelled states per round
+    assert [r["household_steps"] for r in record["dagger"]] == [(WEEK + 7) * n, (WEEK + 14) * n]
+    with pytest.raises(ValueError, match="dagger_iterations needs pretrain 'mpc_bc'"):
+        PPOSettings(dagger_iterations=1, pretrain="oracle_bc")

@@ -350,6 +350,25 @@ def test_mpc_day_ahead_in_worker_processes_plans_with_its_own_window():
     assert not np.array_equal(default["battery_ac_kwh"], online["battery_ac_kwh"])  # the fill reached the plan
 
 
+def test_mpc_closed_loop_and_setpoints_at_match_the_online_controller():
+    from policies.optimum import setpoints_from_ac_kwh
+
+    com = build_community(make_config(num_households=3))
+    starts = np.array([40, 120]) * INTERVALS_PER_DAY + 14
+    online = rollout(com, MPCPolicy(48, source="seasonal_mean").act, starts, 6)
+    for workers in (1, 2):
+        np.testing.assert_array_equal(MPCPolicy(48, source="seasonal_mean", workers=workers).closed_loop(com, starts, 6),
+                                      online["battery_ac_kwh"])
+    # labels at states of the online run (step 3 of each episode: the state after step 2)
+    soc, end = online["soc_kwh"][2], starts + 6
+    labels = MPCPolicy(48, source="seasonal_mean", workers=2).setpoints_at(com, starts + 3, end, soc)
+    np.testing.assert_allclose(labels, setpoints_from_ac_kwh(online["battery_ac_kwh"][3], com.params.battery.max_ac_kwh), atol=1e-9)
+    with pytest.raises(ValueError, match=r"soc_kwh \(2, 2\)"):
+        MPCPolicy().setpoints_at(com, starts, end, soc[:, :2])
+    with pytest.raises(ValueError, match="end > t"):
+        MPCPolicy().setpoints_at(com, starts, starts, soc)
+
+
 def test_solve_problem_is_solve_schedule_on_an_episodes_problem():
     com = build_community(make_config(num_households=2))
     start = 48 * 100

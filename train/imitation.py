@@ -13,6 +13,9 @@ Read it top to bottom:
    scale``, clipped to the network's [-1, 1]: a correction beyond it is out of reach, and its
    share is reported.
 3. :func:`behaviour_clone`: fit the network's mean action to the targets (mean squared error).
+4. :func:`learner_demonstrations` (DAgger, ``training.dagger_iterations``): the clone drives the
+   env, the MPC labels the states it reaches, and the clone is refitted on all data so far; a
+   clone trained only on the expert's own states drifts off them.
 
 The oracle sees the future, so its actions are not a function of what a home observes; the MPC's
 are a function of the past, but of more of it than the observation holds. Cloning gives a start
@@ -27,6 +30,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,6 +115,55 @@ def expert_demonstrations(
     raw = np.stack(targets).reshape(-1)  # (T, B, N) like the observations
     clipped = float(np.mean(np.abs(raw) > 1.0 + 1e-9))
     obs = traj["observation"].reshape(-1, traj["observation"].shape[-1]).astype(np.float32)
+    return Demonstrations(obs, np.clip(raw, -1.0, 1.0).astype(np.float32), len(starts), clipped, seconds)
+
+
+def learner_demonstrations(
+    community: Community, learner: Any, expert: str = "mpc_day_ahead", max_weeks: int | None = None,
+    residual_base: str | None = None, residual_scale: float = 0.5, label_every: int = 4, offset: int = 0,
+) -> Demonstrations:
+    """DAgger's data: the states ``learner`` visits on the train weeks, labelled with the expert's action there.
+
+    ``learner`` (e.g. a :class:`~policies.learned.LearnedPolicy`) drives the env; at every
+    ``label_every``-th interval of each week (from ``offset``) the expert (``mpc_day_ahead``: the
+    only expert that can act from any state) solves its LP from the state the learner reached.
+    The targets are the expert's setpoints, or the residual corrections as in
+    :func:`expert_demonstrations`; observations are the env's, unscaled.
+    """
+    if expert != "mpc_day_ahead":
+        raise ValueError(f"DAgger needs an expert that acts from any state (mpc_day_ahead), got {expert!r}")
+    if label_every < 1 or not 0 <= offset < label_every:
+        raise ValueError(f"label_every must be >= 1 and 0 <= offset < label_every, got {label_every} and {offset}")
+    from policies.registry import make_policy
+
+    weekly = build_community(community.config.model_copy(update={"episode_length": WEEK}), dataset=community.dataset)
+    starts = demonstration_weeks(weekly.dataset)[:max_weeks]
+    if len(starts) == 0:
+        raise ValueError(f"data set {weekly.dataset.name!r} has no {WEEK // INTERVALS_PER_DAY} consecutive train days to demonstrate on")
+    base = make_policy(residual_base) if residual_base is not None else None
+    seen: dict[str, list[np.ndarray]] = {"obs": [], "t": [], "end": [], "soc": [], "base": []}
+
+    def act(obs: np.ndarray, state, com: Community) -> np.ndarray:
+        if (int(state.t[0] - state.start[0]) - offset) % label_every == 0:  # every week is at the same step
+            seen["obs"].append(obs.copy())
+            seen["t"].append(state.t.copy())
+            seen["end"].append(state.end.copy())
+            seen["soc"].append(state.soc_kwh.copy())
+            if base is not None:
+                seen["base"].append(base.act(obs, state, com))
+        return learner.act(obs, state, com)
+
+    rollout(weekly, act, starts, WEEK, observations=False)
+    t0 = time.perf_counter()
+    n = weekly.num_households
+    labels = make_policy(expert).setpoints_at(
+        weekly, np.concatenate(seen["t"]), np.concatenate(seen["end"]), np.concatenate(seen["soc"]).reshape(-1, n)
+    )  # (steps * B, N), in the order of the observations
+    seconds = time.perf_counter() - t0
+    raw = labels if base is None else (labels - np.concatenate(seen["base"]).reshape(-1, n)) / residual_scale
+    raw = raw.reshape(-1)
+    obs = np.concatenate(seen["obs"]).reshape(-1, seen["obs"][0].shape[-1]).astype(np.float32)
+    clipped = float(np.mean(np.abs(raw) > 1.0 + 1e-9))
     return Demonstrations(obs, np.clip(raw, -1.0, 1.0).astype(np.float32), len(starts), clipped, seconds)
 
 

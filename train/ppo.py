@@ -224,19 +224,31 @@ def clone_expert(model: PPO, venv: VecNormalize, community: Community, settings:
     The observation normaliser starts from the demonstrations' statistics (so the clone sees
     what it was fitted on); ``bc.json`` in ``out`` records the data, time and losses.
     """
-    from train.imitation import behaviour_clone, expert_demonstrations
+    from train.imitation import behaviour_clone, expert_demonstrations, learner_demonstrations
 
     t0 = time.perf_counter()
     expert = PRETRAIN_EXPERTS[settings.pretrain]
     demo = expert_demonstrations(community, expert, settings.bc_weeks, settings.residual_base, settings.residual_scale)
-    obs = demo.observations
+    obs, targets = demo.observations, demo.targets
+    n = community.num_households
     if settings.observation_scale != "absolute":
-        n = community.num_households
         obs = ObservationScaler(settings.observation_scale)(obs.reshape(-1, n, obs.shape[-1]), community).reshape(obs.shape)
     venv.obs_rms.mean, venv.obs_rms.var, venv.obs_rms.count = obs.mean(0).astype(np.float64), obs.var(0).astype(np.float64), float(len(obs))
     norm = ObsNormalizer(venv.obs_rms.mean.copy(), venv.obs_rms.var.copy())
-    losses = behaviour_clone(model.policy, norm(obs), demo.targets, settings.bc_epochs, settings.bc_learning_rate, seed=settings.seed)
-    record = {"expert": expert, "weeks": demo.episodes, "household_steps": len(obs), "clipped_share": round(demo.clipped_share, 4),
+    losses = behaviour_clone(model.policy, norm(obs), targets, settings.bc_epochs, settings.bc_learning_rate, seed=settings.seed)
+    dagger = []
+    for i in range(settings.dagger_iterations):
+        learner = snapshot_policy([model], [norm], "shared", settings)
+        visits = learner_demonstrations(community, learner, expert, settings.bc_weeks, settings.residual_base, settings.residual_scale,
+                                        settings.dagger_label_every, i % settings.dagger_label_every)
+        seen = visits.observations
+        if settings.observation_scale != "absolute":
+            seen = ObservationScaler(settings.observation_scale)(seen.reshape(-1, n, seen.shape[-1]), community).reshape(seen.shape)
+        obs, targets = np.concatenate([obs, seen]), np.concatenate([targets, visits.targets])
+        fit = behaviour_clone(model.policy, norm(obs), targets, settings.bc_epochs, settings.bc_learning_rate, seed=settings.seed + 1 + i)
+        dagger.append({"household_steps": len(obs), "label_seconds": round(visits.expert_seconds, 1), "mse_last_epoch": round(fit[-1], 5)})
+        print(f"DAgger round {i + 1}: {len(seen):,} states labelled ({visits.expert_seconds:.0f} s), {len(obs):,} in all, mse {fit[-1]:.4f}")
+    record = {"expert": expert, "weeks": demo.episodes, "dagger": dagger, "household_steps": len(obs), "clipped_share": round(demo.clipped_share, 4),
               "expert_seconds": round(demo.expert_seconds, 1), "seconds": round(time.perf_counter() - t0, 1),
               "mse_per_epoch": [round(v, 5) for v in losses]}
     (out / "bc.json").write_text(json.dumps(record, indent=1))

@@ -53,6 +53,10 @@ class PPOSettings(StrictModel):
     )
     bc_epochs: Int = Field(20, ge=1, description="oracle_bc / mpc_bc: passes over the demonstrations.")
     bc_learning_rate: float = Field(1e-3, gt=0.0)
+    dagger_iterations: Int = Field(
+        0, ge=0, description="mpc_bc: DAgger rounds after cloning (the clone acts, the MPC labels the states it reaches)."
+    )
+    dagger_label_every: Int = Field(4, ge=1, description="DAgger: label every K-th interval of the clone's weeks.")
     bc_weeks: Int | None = Field(None, ge=1, description="oracle_bc / mpc_bc: only the first K train weeks (None: all).")
     episode_length: Int = Field(WEEK, ge=1, description="Training episode, intervals (336: a week, like the evaluation).")
     # Savings against the home's own baseline remove the load-driven variance of the cost, so the
@@ -72,6 +76,8 @@ class PPOSettings(StrictModel):
             raise ValueError(f"residual_base needs mode 'shared' (the per-home loops step the raw env), got mode {self.mode!r}")
         if self.observation_scale != "absolute" and (self.mode != "shared" or self.vec != "core"):
             raise ValueError("observation_scale per_home needs mode 'shared' and vec 'core' (per-home policies need no transfer)")
+        if self.dagger_iterations > 0 and self.pretrain != "mpc_bc":
+            raise ValueError(f"dagger_iterations needs pretrain 'mpc_bc' (an expert that acts from any state), got {self.pretrain!r}")
         if self.pretrain != "none" and self.mode != "shared":
             raise ValueError(f"pretrain {self.pretrain!r} needs mode 'shared', got mode {self.mode!r}")
         if self.residual_base is not None and self.vec != "core":

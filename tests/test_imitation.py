@@ -168,3 +168,25 @@ def test_dagger_refits_the_clone_on_its_own_states(community, tmp_path, monkeypa
     assert [r["household_steps"] for r in record["dagger"]] == [(WEEK + 7) * n, (WEEK + 14) * n]
     with pytest.raises(ValueError, match="dagger_iterations needs pretrain 'mpc_bc'"):
         PPOSettings(dagger_iterations=1, pretrain="oracle_bc")
+
+
+def test_critic_warmup_freezes_the_actor_for_its_updates(community):
+    from train.ppo import _CriticWarmup
+
+    def weights(policy):
+        actor = [*policy.mlp_extractor.policy_net.parameters(), *policy.action_net.parameters(), policy.log_std]
+        critic = [*policy.mlp_extractor.value_net.parameters(), *policy.value_net.parameters()]
+        return [torch.cat([p.detach().reshape(-1).clone() for p in part]) for part in (actor, critic)]
+
+    # a constant rate: the linear schedule's last update has rate 0
+    settings = PPOSettings(n_steps=48, batch_size=96, n_epochs=2, seed=0, learning_rate_schedule="constant")
+    two_updates = 2 * 48 * 2 * community.num_households
+    for warmup, actor_moves in ((2, False), (1, True)):
+        venv = make_vec_env(community, 2, 0)
+        model = new_model(venv, settings)
+        actor0, critic0 = weights(model.policy)
+        model.learn(two_updates, callback=_CriticWarmup(warmup))
+        actor1, critic1 = weights(model.policy)
+        venv.close()
+        assert not torch.equal(critic0, critic1)
+        assert torch.equal(actor0, actor1) != actor_moves

@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--pretrain", choices=["none", "oracle_bc", "mpc_bc"], default=None,
                    help="training.pretrain: clone the oracle's (oracle_bc) or mpc_day_ahead's (mpc_bc) train-week actions before PPO")
     t.add_argument("--bc-epochs", type=int, default=None, help="training.bc_epochs")
+    t.add_argument("--critic-warmup", type=int, default=None,
+                   help="training.critic_warmup_updates: first PPO updates that fit only the value function")
     t.add_argument("--dagger", type=int, default=None,
                    help="training.dagger_iterations: with --pretrain mpc_bc, rounds of the clone acting and the MPC labelling its states")
     t.add_argument("--reward", choices=["savings", "cost"], default=None, help="training.reward (savings: baseline $ - $ paid)")
@@ -63,7 +65,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     """The run configuration these flags describe."""
     training = {"mode": args.mode, "total_timesteps": args.steps, "scenarios": args.scenarios, "seed": args.seed,
                 "eval_every": args.eval_every, "episode_length": args.episode_length, "residual_base": args.residual,
-                "observation_scale": args.observation_scale, "learning_rate_schedule": args.lr_schedule, "reward": args.reward, "pretrain": args.pretrain, "bc_epochs": args.bc_epochs, "dagger_iterations": args.dagger, "vec": args.vec, "fed_every": args.fed_every, "fed_personal": args.fed_personal,
+                "observation_scale": args.observation_scale, "learning_rate_schedule": args.lr_schedule, "reward": args.reward, "pretrain": args.pretrain, "bc_epochs": args.bc_epochs, "dagger_iterations": args.dagger, "critic_warmup_updates": args.critic_warmup, "vec": args.vec, "fed_every": args.fed_every, "fed_personal": args.fed_personal,
                 "fed_server_learning_rate": args.fed_server_lr, "fed_normalizers": args.fed_normalizers}
     federated = {"aggregation": args.fed_aggregation, "trim_fraction": args.fed_trim_fraction,
                  "dp_noise_multiplier": args.dp_noise, "dp_clipping_norm": args.dp_clip}

@@ -164,6 +164,31 @@ class _EvalCallback(BaseCallback):
         return True
 
 
+class _CriticWarmup(BaseCallback):
+    """Train only the value function in the first ``updates`` PPO updates (the actor is frozen).
+
+    After cloning, a fresh critic's advantages are noise, and the first updates move the clone
+    far from where it started; a critic fitted to the clone's returns first gives them meaning.
+    """
+
+    def __init__(self, updates: int) -> None:
+        super().__init__()
+        self.updates, self.rollouts = updates, 0
+
+    def _actor(self) -> list[torch.nn.Parameter]:
+        policy = self.model.policy
+        params = [*policy.mlp_extractor.policy_net.parameters(), *policy.action_net.parameters(), policy.log_std]
+        return params + ([] if policy.share_features_extractor else list(policy.pi_features_extractor.parameters()))
+
+    def _on_rollout_end(self) -> None:  # the update that follows is number self.rollouts
+        self.rollouts += 1
+        for p in self._actor():
+            p.requires_grad_(self.rollouts > self.updates)
+
+    def _on_step(self) -> bool:
+        return True
+
+
 # ---------------------------------------------------------------------------------------------
 # 3. + 5. Training and checkpoints
 
@@ -277,6 +302,8 @@ def train_shared(community: Community, settings: PPOSettings, out: Path, backend
     model.set_logger(configure(str(out / "logs"), ["csv"]))
     remaining = max(settings.total_timesteps - done, 0)
     callbacks = [_EvalCallback(settings.eval_every, curve, venv, settings), _ProgressCallback(remaining)]
+    if settings.critic_warmup_updates > 0 and done == 0:
+        callbacks.append(_CriticWarmup(settings.critic_warmup_updates))
     t0 = time.perf_counter()
     model.learn(remaining, callback=callbacks, reset_num_timesteps=not resume)
     seconds = time.perf_counter() - t0

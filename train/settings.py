@@ -57,6 +57,9 @@ class PPOSettings(StrictModel):
         0, ge=0, description="mpc_bc: DAgger rounds after cloning (the clone acts, the MPC labels the states it reaches)."
     )
     dagger_label_every: Int = Field(4, ge=1, description="DAgger: label every K-th interval of the clone's weeks.")
+    critic_warmup_updates: Int = Field(
+        0, ge=0, description="First PPO updates that train only the value function (the actor frozen; useful after a pretrain)."
+    )
     bc_weeks: Int | None = Field(None, ge=1, description="oracle_bc / mpc_bc: only the first K train weeks (None: all).")
     episode_length: Int = Field(WEEK, ge=1, description="Training episode, intervals (336: a week, like the evaluation).")
     # Savings against the home's own baseline remove the load-driven variance of the cost, so the

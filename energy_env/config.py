@@ -264,6 +264,17 @@ class ForecastConfig(StrictModel):
     checkpoint: str | None = Field(
         None, description="LSTM checkpoint (provider 'lstm'); None = data/checkpoints/forecasters/<data set>/."
     )
+    day_ahead_blocks: Int = Field(
+        0, ge=0, le=48,
+        description="K > 0 adds each home's expected load and PV of the next 24 hours in K blocks (its 7-day mean of the same clock time) to the observation; K divides 48. 0: not observed.",
+    )
+
+    @field_validator("day_ahead_blocks")
+    @classmethod
+    def _divides_a_day(cls, k: int) -> int:
+        if k and INTERVALS_PER_DAY % k:
+            raise ValueError(f"must divide the day's {INTERVALS_PER_DAY} intervals (1, 2, 3, 4, 6, 8, 12, 16, 24 or 48), got {k}")
+        return k
 
 
 class RewardConfig(StrictModel):

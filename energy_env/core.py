@@ -46,6 +46,7 @@ class CommunityParams:
     terminal_price_usd_per_kwh: float | None  # None: the off-peak import price of the last day
     baseline_credit_usd_per_kwh: float  # E-TOU-C credit on imports within the daily allowance; 0 = off
     auction_k: float = 0.5  # double_auction: the price's place in the crossing interval (energy_env.auction)
+    day_ahead_blocks: int = 0  # forecast.day_ahead_blocks: K blocks of the day-ahead fields (0: not observed)
 
     @property
     def auction(self) -> bool:
@@ -86,6 +87,10 @@ class CommunityData:
     # (T, N): load above PV + import limit, shed before the battery acts (grid.over_limit:
     # unserved); a zero-strided view of 0.0 when there is none
     unserved_kwh: np.ndarray
+    # (T + 49, N, 2) float64 running sums of each home's 7-day mean load and PV of the same clock
+    # time (precompute.day_ahead_mean_cumsum_kwh): the day-ahead fields are differences of two
+    # rows; None when forecast.day_ahead_blocks is 0
+    day_ahead_cumsum_kwh: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -321,19 +326,19 @@ def transition(state: State, action: np.ndarray, params: CommunityParams, data: 
 # Observations
 
 
-def observation_fields(horizon: int, auction: bool = False) -> list[tuple[str, int]]:
+def observation_fields(horizon: int, auction: bool = False, day_ahead_blocks: int = 0) -> list[tuple[str, int]]:
     """Names and widths of the observation vector's fields, in order (:mod:`energy_env.layout`)."""
-    return observation_layout(horizon, auction).fields()
+    return observation_layout(horizon, auction, day_ahead_blocks).fields()
 
 
-def observation_size(horizon: int, auction: bool = False) -> int:
-    """Length of one household's observation vector (``auction``: in the double auction)."""
-    return observation_layout(horizon, auction).size
+def observation_size(horizon: int, auction: bool = False, day_ahead_blocks: int = 0) -> int:
+    """Length of one household's observation vector (``auction``: in the double auction; ``day_ahead_blocks``: K)."""
+    return observation_layout(horizon, auction, day_ahead_blocks).size
 
 
 def layout_of(params: CommunityParams):
     """The observation layout of a community with ``params`` (:func:`energy_env.layout.observation_layout`)."""
-    return observation_layout(params.horizon, params.auction)
+    return observation_layout(params.horizon, params.auction, params.day_ahead_blocks)
 
 
 def household_signals(state: State, params: CommunityParams, data: CommunityData) -> tuple[np.ndarray, np.ndarray]:
@@ -400,7 +405,28 @@ def observe(state: State, params: CommunityParams, data: CommunityData) -> np.nd
     obs[:, :, lay.at("power_need_signal")] = need
     if params.auction:
         obs[:, :, lay.at("last_p2p_volume_kwh")] = state.last_volume_kwh[:, None]
+    if params.day_ahead_blocks:
+        write_day_ahead(obs, t, params, data)
     return obs
+
+
+def write_day_ahead(obs: np.ndarray, t: np.ndarray, params: CommunityParams, data: CommunityData) -> None:
+    """Fill the day-ahead fields of ``obs`` ``(B, N, D)`` at intervals ``t`` ``(B,)`` (both cores call it)."""
+    lay = layout_of(params)
+    sums = day_ahead_block_sums(data.day_ahead_cumsum_kwh, t, params.day_ahead_blocks)  # (B, N, 2, K)
+    obs[:, :, lay.slice("load_next_day_mean_kwh")] = sums[:, :, 0]
+    obs[:, :, lay.slice("pv_next_day_mean_kwh")] = sums[:, :, 1]
+
+
+def day_ahead_block_sums(cumsum_kwh: np.ndarray, t: np.ndarray, blocks: int) -> np.ndarray:
+    """``(B, N, 2, K)``: the 7-day-mean load and PV summed over each of K blocks of intervals ``t+1 .. t+48``.
+
+    ``cumsum_kwh`` is :attr:`CommunityData.day_ahead_cumsum_kwh`; block ``j`` holds intervals
+    ``t + 1 + j w .. t + (j + 1) w`` with ``w = 48 / K``.
+    """
+    edges = np.asarray(t)[:, None] + 1 + np.arange(blocks + 1) * (INTERVALS_PER_DAY // blocks)  # (B, K + 1)
+    rows = cumsum_kwh[edges]  # (B, K + 1, N, 2); row r sums intervals 0 .. r - 1
+    return np.moveaxis(rows[:, 1:] - rows[:, :-1], 1, -1)
 
 
 def observation_bounds(params: CommunityParams, data: CommunityData) -> tuple[np.ndarray, np.ndarray]:
@@ -435,6 +461,10 @@ def observation_bounds(params: CommunityParams, data: CommunityData) -> tuple[np
     ranges["import_price_max_next_day_usd_per_kwh"] = ranges["import_price_usd_per_kwh"]
     ranges["export_price_max_next_day_usd_per_kwh"] = ranges["export_price_usd_per_kwh"]
     ranges["hours_to_import_price_max"] = ranges["hours_to_export_price_max"] = (0.5, 24.0)
+    if params.day_ahead_blocks:  # a block's 7-day mean: at most w intervals of the largest value
+        w = INTERVALS_PER_DAY // params.day_ahead_blocks
+        ranges["load_next_day_mean_kwh"] = (0.0, float(data.load_kwh.max()) * w)
+        ranges["pv_next_day_mean_kwh"] = (0.0, float(data.pv_kwh.max()) * w)
     ranges.update({name: (-1.0, 1.0) for name in TIME_FEATURES if name.endswith(("_sin", "_cos"))})
     # delivered energy: at most what every home may export, less the loss
     ranges["last_p2p_volume_kwh"] = (0.0, float(params.export_limit_kwh.sum()) * keep)

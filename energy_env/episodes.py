@@ -39,6 +39,23 @@ def test_week_starts(dataset: Dataset, length: int = WEEK) -> np.ndarray:
 test_week_starts.__test__ = False  # a helper, not a pytest test
 
 
+def train_window_starts(dataset: Dataset, length: int) -> np.ndarray:
+    """Start intervals (midnights) of every episode of ``length`` intervals that lies wholly in train days.
+
+    Unlike :func:`episode_start`'s draws, which only start on a train day, no interval of these
+    windows is a test day: a trainer that sees whole windows never sees a test week's data.
+    Raises ``ValueError`` when no window fits.
+    """
+    days_needed = -(-length // INTERVALS_PER_DAY)
+    train = ~dataset.test_day_mask()
+    runs = np.convolve(train.astype(np.int64), np.ones(days_needed, dtype=np.int64), mode="valid")  # train days in each window
+    first = np.flatnonzero(runs == days_needed)
+    first = first[first * INTERVALS_PER_DAY + length <= dataset.num_intervals]
+    if len(first) == 0:
+        raise ValueError(f"{dataset.name}: no window of {length} intervals lies wholly in train days")
+    return first * INTERVALS_PER_DAY
+
+
 def episode_start(dataset: Dataset, length: int, options: dict, rng: np.random.Generator, stacklevel: int = 2) -> int:
     """First interval of an episode of ``length`` intervals chosen by reset ``options``.
 

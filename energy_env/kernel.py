@@ -543,7 +543,7 @@ class Stepper:
         if self.compiled and not HAVE_NUMBA:
             raise RuntimeError("the compiled kernel needs numba (pip install numba), or pass compiled=False")
         self._packed = _pack(params, data) if self.compiled else None
-        self._obs_width = core.observation_size(params.horizon, params.auction)
+        self._obs_width = core.layout_of(params).size
         self._volume_at = core.layout_of(params).at("last_p2p_volume_kwh") if params.auction else None
 
     def observe(self, state: core.State) -> np.ndarray:
@@ -556,6 +556,8 @@ class Stepper:
                  state.last_sdr, k.scal, k.hp, k.prices, k.load, k.pv, k.load_fc, k.pv_fc, k.scen_obs, k.hh_obs, k.offsets, None)
         if self._volume_at is not None:
             obs[:, :, self._volume_at] = state.last_volume_kwh[:, None]
+        if self.params.day_ahead_blocks:
+            core.write_day_ahead(obs, np.minimum(state.t, self.data.load_kwh.shape[0] - 1), self.params, self.data)
         return obs
 
     def step(self, state: core.State, action: np.ndarray) -> tuple[core.State, core.StepResult, np.ndarray, np.ndarray | None]:
@@ -585,6 +587,8 @@ class Stepper:
                  k.scal, k.hp, k.prices, k.load, k.pv, k.load_fc, k.pv_fc, k.scen_obs, k.hh_obs, k.offsets, hh)
         if self._volume_at is not None:
             obs[:, :, self._volume_at] = new_state.last_volume_kwh[:, None]
+        if self.params.day_ahead_blocks:
+            core.write_day_ahead(obs, np.minimum(new_state.t, self.data.load_kwh.shape[0] - 1), self.params, self.data)
         flags = (out_of_box, cleared, done)
         result = core.StepResult(*[hh[row] if kind == 0 else hh[row, :, 0] if kind == 1 else flags[row] for kind, row in _RESULT_ROWS])
         return new_state, result, obs, hh

@@ -14,7 +14,10 @@ An observation is one household's float32 vector of three blocks:
 * **scenario**: values shared by every home of a scenario (prices, the market, time), a row
   precomputed once per data set (``CommunityData.scenario_obs``) with the fields marked
   ``from_state`` filled in from the state at each step;
-* **signals**: the home's profitability score and power-need signal.
+* **signals**: the home's profitability score and power-need signal;
+* **day ahead** (``forecast.day_ahead_blocks`` K > 0 only): each home's expected load and PV
+  over the next 24 hours in K blocks, the mean of the same clock time over its last 7 days
+  (:func:`energy_env.precompute.day_ahead_block_sums`), after every other field.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ TIME_FEATURES = ("time_of_day_sin", "time_of_day_cos", "day_of_year_sin", "day_o
 class ObsField:
     """One named field of the observation vector.
 
-    ``per_step``: one value per forecast step (width = horizon), else width 1; ``block``:
+    ``per_step``: one value per forecast step (width = horizon); ``per_block``: one value per
+    day-ahead block (width = ``forecast.day_ahead_blocks``); else width 1; ``block``:
     household, scenario or signals; ``from_state``: a scenario field read from the state at each
     step rather than precomputed; ``precomputed``: a household field copied from the per-data-set
     table ``CommunityData.household_obs``; ``meaning``: the docs' description.
@@ -41,10 +45,11 @@ class ObsField:
     per_step: bool = False
     from_state: bool = False
     precomputed: bool = False
+    per_block: bool = False
 
-    def width(self, horizon: int) -> int:
-        """Values this field takes in an observation of forecast ``horizon``."""
-        return horizon if self.per_step else 1
+    def width(self, horizon: int, blocks: int = 0) -> int:
+        """Values this field takes in an observation of forecast ``horizon`` and ``blocks`` day-ahead blocks."""
+        return horizon if self.per_step else blocks if self.per_block else 1
 
 
 _TIME = {
@@ -90,8 +95,16 @@ OBSERVATION: tuple[ObsField, ...] = (
 AUCTION_OBSERVATION: tuple[ObsField, ...] = (
     ObsField("last_p2p_volume_kwh", "auction", "energy buyers received in last interval's auction (double_auction only)", from_state=True),
 )
+# Appended with forecast.day_ahead_blocks K > 0 only (after the auction's field where there is
+# one): at noon, whether the evening and night ahead need the battery, and whether tomorrow's sun
+# refills it, from the home's own last 7 days, which a 3-hour forecast cannot say.
+DAY_AHEAD_OBSERVATION: tuple[ObsField, ...] = (
+    ObsField("load_next_day_mean_kwh", "day_ahead", "expected load in each of K blocks of the next 24 hours: the mean of the same clock time over the last 7 days", per_block=True),
+    ObsField("pv_next_day_mean_kwh", "day_ahead", "expected PV in each of those blocks, alike", per_block=True),
+)
 FIELD_INDEX = {f.name: k for k, f in enumerate(OBSERVATION)}
 _ALL_INDEX = {f.name: k for k, f in enumerate(OBSERVATION + AUCTION_OBSERVATION)}
+_DAY_AHEAD_NAMES = {f.name for f in DAY_AHEAD_OBSERVATION}
 assert len(FIELD_INDEX) == len(OBSERVATION), "observation field names must be unique"
 SCENARIO_FIELDS = tuple(f for f in OBSERVATION if f.block == "scenario")
 HOUSEHOLD_TABLE_FIELDS = tuple(f for f in OBSERVATION if f.precomputed)
@@ -108,20 +121,24 @@ class ObservationLayout:
     offsets: tuple[int, ...]  # start of each field of all_fields, in order
     size: int
     auction: bool = False  # the double auction's fields (AUCTION_OBSERVATION) follow the others
+    day_ahead_blocks: int = 0  # K > 0: DAY_AHEAD_OBSERVATION's fields come last
 
     @property
     def all_fields(self) -> tuple[ObsField, ...]:
         """The fields of this layout, in order."""
-        return OBSERVATION + AUCTION_OBSERVATION if self.auction else OBSERVATION
+        return (OBSERVATION + (AUCTION_OBSERVATION if self.auction else ())
+                + (DAY_AHEAD_OBSERVATION if self.day_ahead_blocks else ()))
 
     def fields(self) -> list[tuple[str, int]]:
         """``[(name, width), ...]`` in order."""
-        return [(f.name, f.width(self.horizon)) for f in self.all_fields]
+        return [(f.name, f.width(self.horizon, self.day_ahead_blocks)) for f in self.all_fields]
 
     def _index(self, name: str) -> int:
+        if name in _DAY_AHEAD_NAMES and self.day_ahead_blocks:
+            return len(self.offsets) - len(DAY_AHEAD_OBSERVATION) + [f.name for f in DAY_AHEAD_OBSERVATION].index(name)
         k = _ALL_INDEX.get(name)
-        if k is None or k >= len(self.offsets):
-            raise KeyError(f"observation field {name!r} is not in this layout (auction={self.auction})")
+        if k is None or k >= len(self.offsets) - (len(DAY_AHEAD_OBSERVATION) if self.day_ahead_blocks else 0):
+            raise KeyError(f"observation field {name!r} is not in this layout (auction={self.auction}, day_ahead_blocks={self.day_ahead_blocks})")
         return k
 
     def at(self, name: str) -> int:
@@ -134,7 +151,7 @@ class ObservationLayout:
     def slice(self, name: str) -> slice:
         """The positions of field ``name`` in an observation vector."""
         k = self._index(name)
-        return slice(self.offsets[k], self.offsets[k] + self.all_fields[k].width(self.horizon))
+        return slice(self.offsets[k], self.offsets[k] + self.all_fields[k].width(self.horizon, self.day_ahead_blocks))
 
     def household_table_slice(self) -> slice:
         """The precomputed household fields: the positions ``CommunityData.household_obs[t]`` fills."""
@@ -151,26 +168,30 @@ class ObservationLayout:
 
 
 @lru_cache(maxsize=64)
-def observation_layout(horizon: int, auction: bool = False) -> ObservationLayout:
+def observation_layout(horizon: int, auction: bool = False, day_ahead_blocks: int = 0) -> ObservationLayout:
     """The layout of an observation with forecast ``horizon`` (cached: layouts are immutable).
 
     ``auction``: the layout of ``market.mechanism: double_auction``, the same fields followed by
-    :data:`AUCTION_OBSERVATION`.
+    :data:`AUCTION_OBSERVATION`; ``day_ahead_blocks`` K > 0: then :data:`DAY_AHEAD_OBSERVATION`,
+    K values each.
     """
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
+    if day_ahead_blocks < 0:
+        raise ValueError(f"day_ahead_blocks must be >= 0, got {day_ahead_blocks}")
+    fields = OBSERVATION + (AUCTION_OBSERVATION if auction else ()) + (DAY_AHEAD_OBSERVATION if day_ahead_blocks else ())
     offsets, at = [], 0
-    for f in OBSERVATION + AUCTION_OBSERVATION if auction else OBSERVATION:
+    for f in fields:
         offsets.append(at)
-        at += f.width(horizon)
-    return ObservationLayout(horizon, tuple(offsets), at, bool(auction))
+        at += f.width(horizon, day_ahead_blocks)
+    return ObservationLayout(horizon, tuple(offsets), at, bool(auction), int(day_ahead_blocks))
 
 
 def markdown_table(horizon: int = 6) -> str:
-    """The observation table of docs/model.md (the double auction's fields last)."""
+    """The observation table of docs/model.md (the double auction's and the day-ahead fields last; K = day_ahead_blocks)."""
     rows = ["| field | width | meaning |", "|---|---|---|"]
-    for f in OBSERVATION + AUCTION_OBSERVATION:
-        rows.append(f"| `{f.name}` | {f.width(horizon)} | {f.meaning} |")
+    for f in OBSERVATION + AUCTION_OBSERVATION + DAY_AHEAD_OBSERVATION:
+        rows.append(f"| `{f.name}` | {'K' if f.per_block else f.width(horizon)} | {f.meaning} |")
     return "\n".join(rows)
 
 

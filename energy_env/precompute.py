@@ -36,6 +36,7 @@ def build_params(cfg: EnvConfig, num_households: int) -> CommunityParams:
         terminal_price_usd_per_kwh=cfg.tariff.terminal_price_usd_per_kwh,
         baseline_credit_usd_per_kwh=baseline_credit_usd_per_kwh(cfg.tariff) if cfg.tariff.baseline_credit else 0.0,
         auction_k=cfg.market.auction_k,
+        day_ahead_blocks=cfg.forecast.day_ahead_blocks,
     )
 
 
@@ -84,6 +85,33 @@ def yesterday_next_hours_kwh(energy_kwh: np.ndarray, hours: float = 12.0) -> np.
     t = np.arange(energy_kwh.shape[0])
     # interval t - day + 1 .. t - day + steps is padded rows t + 1 .. t + steps
     return (csum[t + steps + 1] - csum[t + 1]).astype(np.float32)
+
+
+def seven_day_mean_kwh(energy_kwh: np.ndarray, days: int = 7) -> np.ndarray:
+    """``(T, N)``: at each interval, the mean of the same clock time over the ``days`` days before it.
+
+    Known a day ahead: interval ``t + k`` (``k <= 48``) needs only intervals up to ``t``. Intervals
+    with fewer earlier days in the data set average those there are; the data set's first day has
+    none, and its own values stand in (as in :func:`yesterday_next_hours_kwh`).
+    """
+    total = np.zeros(energy_kwh.shape)
+    count = np.zeros((energy_kwh.shape[0], 1))
+    for d in range(1, days + 1):
+        shift = d * INTERVALS_PER_DAY
+        total[shift:] += energy_kwh[:-shift]
+        count[shift:] += 1
+    return np.where(count > 0, total / np.maximum(count, 1), energy_kwh)
+
+
+def day_ahead_mean_cumsum_kwh(load_kwh: np.ndarray, pv_kwh: np.ndarray) -> np.ndarray:
+    """``(T + 49, N, 2)`` float64: running sums of :func:`seven_day_mean_kwh` of load and PV.
+
+    Row ``r`` sums intervals ``0 .. r - 1``; past the data set's end its last interval repeats, so
+    a block reaching beyond it sums that interval's mean (like the other fields' padding).
+    """
+    means = np.stack([seven_day_mean_kwh(load_kwh), seven_day_mean_kwh(pv_kwh)], axis=-1)  # (T, N, 2)
+    padded = np.concatenate([means, np.repeat(means[-1:], INTERVALS_PER_DAY, axis=0)])
+    return np.concatenate([np.zeros((1, *means.shape[1:])), np.cumsum(padded, axis=0)])
 
 
 def household_observation_table(load_kwh: np.ndarray, pv_kwh: np.ndarray) -> np.ndarray:
@@ -202,6 +230,8 @@ def build_data(cfg: EnvConfig, dataset: Dataset, provider: ForecastProvider | No
         arrays["expected_sdr"], arrays["expected_price_usd_per_kwh"], arrays["time_features"],
     )
     arrays["household_obs"] = household_observation_table(dataset.load_kwh, dataset.pv_kwh)
+    if cfg.forecast.day_ahead_blocks:
+        arrays["day_ahead_cumsum_kwh"] = day_ahead_mean_cumsum_kwh(dataset.load_kwh, dataset.pv_kwh)
     for a in arrays.values():
         a.setflags(write=False)
     return CommunityData(

@@ -167,7 +167,7 @@ class SharedVectorSetup:
         self.num_households = self.engine.num_households
         self.info_fields = _resolve_info_fields(info_fields)
         low, high = core.observation_bounds(community.params, community.data)
-        self.observation_fields = core.observation_fields(community.params.horizon, community.params.auction)
+        self.observation_fields = core.layout_of(community.params).fields()
         self._single_obs_space = spaces.Box(low, high, low.shape, np.float32)
         # double auction: (setpoint, price action) per household (energy_env.auction.order_limits)
         self._action_width = core.action_width(community.params)

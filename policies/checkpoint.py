@@ -39,7 +39,8 @@ from stable_baselines3.common.torch_layers import FlattenExtractor
 from torch import nn
 
 from energy_env.community import Community
-from energy_env.core import action_width, observation_fields
+from energy_env.core import action_width
+from energy_env.core import layout_of as core_layout_of
 from policies.observation_scale import SCALES
 
 FORMAT = "wattshare-policy"
@@ -64,7 +65,7 @@ class CheckpointError(ValueError):
 
 def layout_of(community: Community) -> list[list[Any]]:
     """The observation layout a checkpoint must match: ``[[name, width], ...]``."""
-    return [[name, width] for name, width in observation_fields(community.params.horizon, community.params.auction)]
+    return [[name, width] for name, width in core_layout_of(community.params).fields()]
 
 
 def env_action_space(width: int = 1) -> spaces.Box:
@@ -325,6 +326,7 @@ def check_env(meta: dict[str, Any], community: Community, meta_path: Path) -> No
         raise CheckpointError(
             f"{meta_path}: trained for another observation layout ({len(have)} fields of {sum(w for _, w in have)} values vs the env's "
             f"{len(want)} of {sum(w for _, w in want)}; first differences: {diff or 'field count'}); retrain or use the config it was trained with"
+            + _day_ahead_hint(have, want)
         )
     if meta["mode"] != "shared" and meta["num_households"] != community.num_households:
         raise CheckpointError(
@@ -335,6 +337,13 @@ def check_env(meta: dict[str, Any], community: Community, meta_path: Path) -> No
     if meta.get("forecast_provider") not in (None, community.data.forecast_name):
         warnings.warn(f"{meta_path}: trained on {meta['forecast_provider']!r} forecasts, the community uses {community.data.forecast_name!r}",
                       stacklevel=3)
+
+
+def _day_ahead_hint(have: list, want: list) -> str:
+    """Which ``forecast.day_ahead_blocks`` each side has, when that is what differs."""
+    blocks = lambda layout: next((w for name, w in layout if name == "load_next_day_mean_kwh"), 0)  # noqa: E731
+    k_have, k_want = blocks(have), blocks(want)
+    return "" if k_have == k_want else f" (forecast.day_ahead_blocks: {k_have} in the checkpoint, {k_want} in the env)"
 
 
 def check_action_space(space: spaces.Space, where: Path, width: int = 1) -> None:

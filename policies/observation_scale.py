@@ -26,7 +26,7 @@ from energy_env.layout import observation_layout
 
 SCALES = ("absolute", "per_home")
 ENERGY_FIELDS = ("battery_capacity_kwh", "load_kwh", "pv_kwh", "load_forecast_kwh", "pv_forecast_kwh",
-                 "load_next_12h_yesterday_kwh", "pv_next_12h_yesterday_kwh")
+                 "load_next_12h_yesterday_kwh", "pv_next_12h_yesterday_kwh", "load_next_day_mean_kwh", "pv_next_day_mean_kwh")
 MIN_TYPICAL_LOAD_KWH = 0.01  # a home with (almost) no load: scale as if it drew 10 Wh per interval
 
 
@@ -40,16 +40,17 @@ def typical_load_kwh(community: Community) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def energy_columns(horizon: int) -> np.ndarray:
-    """Positions of the energy fields in an observation of forecast ``horizon``."""
-    lay = observation_layout(horizon)
-    return np.concatenate([np.arange(lay.size)[lay.slice(name)] for name in ENERGY_FIELDS])
+def energy_columns(horizon: int, day_ahead_blocks: int = 0, auction: bool = False) -> np.ndarray:
+    """Positions of the energy fields in an observation of forecast ``horizon`` (``day_ahead_blocks`` K, the auction's layout)."""
+    lay = observation_layout(horizon, auction, day_ahead_blocks)
+    names = ENERGY_FIELDS if day_ahead_blocks else ENERGY_FIELDS[:-2]
+    return np.concatenate([np.arange(lay.size)[lay.slice(name)] for name in names])
 
 
-def scale_observation(obs: np.ndarray, horizon: int, typical_kwh: np.ndarray) -> np.ndarray:
+def scale_observation(obs: np.ndarray, horizon: int, typical_kwh: np.ndarray, day_ahead_blocks: int = 0, auction: bool = False) -> np.ndarray:
     """``obs`` ``(..., N, D)`` with its energy fields divided by each home's ``typical_kwh`` ``(N,)`` (a new array)."""
     out = np.array(obs, dtype=np.float32, copy=True)
-    cols = energy_columns(horizon)
+    cols = energy_columns(horizon, day_ahead_blocks, auction)
     out[..., cols] = out[..., cols] / typical_kwh[:, None].astype(np.float32)
     return out
 
@@ -72,4 +73,5 @@ class ObservationScaler:
             raise ValueError("per-home observation scaling needs the community the policy acts on (act(obs, state, community))")
         if self._community is not community:
             self._typical, self._community = typical_load_kwh(community), community
-        return scale_observation(obs, community.params.horizon, self._typical)
+        p = community.params
+        return scale_observation(obs, p.horizon, self._typical, p.day_ahead_blocks, p.auction)

@@ -64,6 +64,12 @@ def test_other_mechanisms_identical_to_numpy(mechanism):
     _assert_same_trajectory(make_community(num_households=9, market={"mechanism": mechanism}), scenarios=2, steps=60, seed=2)
 
 
+@pytest.mark.parametrize("mechanism", ["sdr", "double_auction"])
+def test_day_ahead_fields_identical_to_numpy(mechanism):
+    com = make_community(num_households=5, forecast={"day_ahead_blocks": 8}, market={"mechanism": mechanism})
+    _assert_same_trajectory(com, scenarios=3, steps=70, seed=6)
+
+
 def test_mixed_batteries_credit_terminal_price_identical_to_numpy():
     caps = [13.5, 0.0, 5.0, 0.0, 20.0, 13.5]
     options = dict(

@@ -1,5 +1,6 @@
 """The observation layout is defined once: observe, the kernel, the bounds and the docs follow it."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,39 @@ def test_yesterdays_next_hours():
     obs = core.observe(core.reset_state(com.params, com.data, np.array([500]), 48), com.params, com.data)[0]
     np.testing.assert_allclose(obs[:, lay.at("pv_next_12h_yesterday_kwh")], com.data.pv_kwh[453:477].sum(axis=0), rtol=1e-5)
     np.testing.assert_allclose(obs[:, lay.at("load_next_12h_yesterday_kwh")], com.data.load_kwh[453:477].sum(axis=0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("blocks", [1, 8, 48])
+def test_day_ahead_fields_are_the_seven_day_means_of_the_next_24_hours(blocks):
+    from energy_env.config import INTERVALS_PER_DAY as DAY
+
+    com = make_community(num_households=3, forecast={"day_ahead_blocks": blocks})
+    lay = core.layout_of(com.params)
+    assert lay.size == core.observation_size(6) + 2 * blocks
+    assert lay.fields()[-2:] == [("load_next_day_mean_kwh", blocks), ("pv_next_day_mean_kwh", blocks)]
+    last = com.dataset.num_intervals - 1
+    t = np.array([3 * DAY + 17, 200 * DAY, last - 4])  # early days average fewer days; the last runs past the end
+    state = core.reset_state(com.params, com.data, np.zeros(3, dtype=int), 1)
+    obs = core.observe(dataclasses.replace(state, t=t), com.params, com.data)
+    width = DAY // blocks
+    for b, tb in enumerate(t):
+        for x, name in ((com.dataset.load_kwh, "load_next_day_mean_kwh"), (com.dataset.pv_kwh, "pv_next_day_mean_kwh")):
+            want = np.zeros((blocks, 3))
+            for j in range(blocks):
+                for k in range(tb + 1 + j * width, tb + 1 + (j + 1) * width):
+                    k = min(k, last)  # past the data set's end its last interval repeats
+                    days = [k - d * DAY for d in range(1, 8) if k - d * DAY >= 0]
+                    assert days and max(days) <= tb  # known at t: no later interval enters
+                    want[j] += x[days].mean(axis=0)
+            np.testing.assert_allclose(obs[b, :, lay.slice(name)], want.T, rtol=1e-5, atol=1e-6)
+    low, high = core.observation_bounds(com.params, com.data)
+    ahead = np.r_[lay.slice("load_next_day_mean_kwh"), lay.slice("pv_next_day_mean_kwh")]
+    assert np.all(obs[..., ahead] >= low[ahead]) and np.all(obs[..., ahead] <= high[ahead])
+
+
+def test_day_ahead_blocks_must_divide_a_day():
+    from energy_env.config import ConfigError, make_config
+
+    with pytest.raises(ConfigError, match="day_ahead_blocks"):
+        make_config(forecast={"day_ahead_blocks": 5})
+    assert core.layout_of(make_community(num_households=2).params).size == core.observation_size(6)  # 0: the layout as before

@@ -20,14 +20,17 @@ def test_typical_load_is_the_train_days_mean(community):
     assert not np.allclose(typical_load_kwh(community), ds.load_kwh.mean(axis=0))  # test days left out
 
 
-def test_only_energy_fields_are_divided():
+@pytest.mark.parametrize("blocks, auction", [(0, False), (8, False), (4, True)])
+def test_only_energy_fields_are_divided(blocks, auction):
     horizon = 6
-    lay = layout.observation_layout(horizon)
+    lay = layout.observation_layout(horizon, auction, blocks)
     obs = np.random.default_rng(0).uniform(1, 2, (2, 3, lay.size)).astype(np.float32)
     typical = np.array([0.5, 1.0, 4.0])
-    out = scale_observation(obs, horizon, typical)
-    cols = energy_columns(horizon)
-    assert len(cols) == sum(lay.slice(f).stop - lay.slice(f).start for f in ENERGY_FIELDS)
+    out = scale_observation(obs, horizon, typical, blocks, auction)
+    cols = energy_columns(horizon, blocks, auction)
+    present = [f for f in ENERGY_FIELDS if f in dict(lay.fields())]
+    assert len(present) == len(ENERGY_FIELDS) - (0 if blocks else 2)
+    assert len(cols) == sum(lay.slice(f).stop - lay.slice(f).start for f in present)
     np.testing.assert_allclose(out[..., cols], obs[..., cols] / typical[:, None].astype(np.float32))
     rest = np.setdiff1d(np.arange(lay.size), cols)
     np.testing.assert_array_equal(out[..., rest], obs[..., rest])

@@ -46,12 +46,14 @@ def save_checkpoint(
     checkpoint.write_checkpoint(out, meta, nets, arrays)
 
 
-def default_output(community: Community, mode: str, residual_base: str | None = None, root: str | Path = DEFAULT_ROOT) -> Path:
+def default_output(
+    community: Community, mode: str, residual_base: str | None = None, root: str | Path = DEFAULT_ROOT, algorithm: str = "ppo",
+) -> Path:
     """Where a variant's checkpoint goes by default: one folder per data set and variant, so runs
-    of other modes, residual bases or data sets never overwrite each other."""
+    of other algorithms, modes, residual bases or data sets never overwrite each other."""
     from forecasting.checkpoint import dataset_slug
 
-    variant = f"ppo_{mode}" + (f"_residual_{residual_base}" if residual_base else "")
+    variant = f"{algorithm}_{mode}" + (f"_residual_{residual_base}" if residual_base else "")
     return Path(root) / dataset_slug(community.dataset) / variant
 
 

@@ -57,6 +57,7 @@ class TestWeekEvaluator:
 
         cfg = self.community.config.model_dump(mode="json")
         cfg.pop("reward", None)
+        cfg.pop("forecast", None)  # what the homes observe: the oracle knows the future itself
         ds = self.community.dataset
         fingerprint = [ds.name, float(ds.load_kwh.sum()), float(ds.pv_kwh.sum())]  # changes with the data
         key = hashlib.sha256(json.dumps([cfg, fingerprint, self.starts.tolist(), self.length], sort_keys=True).encode()).hexdigest()[:16]

@@ -1,4 +1,4 @@
-"""``wattshare train-policies``: train PPO battery policies, checkpoint them, score them on the test weeks.
+"""``wattshare train-policies``: train battery policies (PPO, or analytic policy gradients), checkpoint them, score them on the test weeks.
 
 The run configuration's ``training`` section says how (``mode``: shared, independent or
 federated; PPO's hyper-parameters); its flags override single keys of it. Federated runs take
@@ -7,6 +7,7 @@ their server settings (DP, aggregation, screens) from the ``federated`` section.
     wattshare train-policies --steps 3000000                      # shared policy, default community
     wattshare train-policies --residual rule_based                # learn a correction to the rule
     wattshare train-policies --mode federated --config my.yaml    # one policy per home, FedAvg every 4 updates
+    wattshare train-policies --algorithm apg                      # gradients of the cost through the twin
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(parser)
     add_output_flag(parser, None, "checkpoint folder; default data/checkpoints/policies/<data set>/<variant>, e.g. .../ppo_shared_residual_rule_based")
     t = parser.add_argument_group("training (override the config's training section)")
+    t.add_argument("--algorithm", choices=["ppo", "apg"], default=None,
+                   help="training.algorithm: PPO, or analytic policy gradients through the differentiable twin (apg: shared mode)")
+    t.add_argument("--iterations", type=int, default=None, help="training.apg_iterations: apg's gradient steps")
+    t.add_argument("--batch-weeks", type=int, default=None, help="training.apg_batch_weeks: train weeks per apg gradient step")
     t.add_argument("--mode", choices=["shared", "independent", "federated"], default=None,
                    help="training.mode: one policy for all homes, one per home, or one per home with FedAvg every --fed-every updates")
     t.add_argument("--steps", type=int, default=None, help="training.total_timesteps: household-steps")
@@ -63,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_config(args: argparse.Namespace) -> RunConfig:
     """The run configuration these flags describe."""
-    training = {"mode": args.mode, "total_timesteps": args.steps, "scenarios": args.scenarios, "seed": args.seed,
+    training = {"algorithm": args.algorithm, "apg_iterations": args.iterations, "apg_batch_weeks": args.batch_weeks, "mode": args.mode, "total_timesteps": args.steps, "scenarios": args.scenarios, "seed": args.seed,
                 "eval_every": args.eval_every, "episode_length": args.episode_length, "residual_base": args.residual,
                 "observation_scale": args.observation_scale, "learning_rate_schedule": args.lr_schedule, "reward": args.reward, "pretrain": args.pretrain, "bc_epochs": args.bc_epochs, "dagger_iterations": args.dagger, "critic_warmup_updates": args.critic_warmup, "vec": args.vec, "fed_every": args.fed_every, "fed_personal": args.fed_personal,
                 "fed_server_learning_rate": args.fed_server_lr, "fed_normalizers": args.fed_normalizers}
@@ -81,10 +86,19 @@ def main(argv: list[str] | None = None) -> int:
                                      "episode_length": settings.episode_length})
     community = build_community(cfg)
     announce_data(community.dataset)
-    out = Path(args.output) if args.output else default_output(community, settings.mode, settings.residual_base)
+    out = Path(args.output) if args.output else default_output(community, settings.mode, settings.residual_base, algorithm=settings.algorithm)
     out.mkdir(parents=True, exist_ok=True)
     (out / "run_config.yaml").write_text(run.to_yaml())
     t0 = time.perf_counter()
+    if settings.algorithm == "apg":
+        from train.apg import train_apg
+
+        if args.resume:
+            raise ValueError("--resume continues PPO runs; an apg run trains from scratch")
+        train_apg(community, settings, out, evaluate=not args.no_eval)
+        print(f"trained a shared policy by analytic policy gradients ({settings.apg_iterations} iterations) in {time.perf_counter() - t0:.0f} s -> {out}")
+        print((out / "curve.csv").read_text())
+        return 0
     if settings.mode == "shared":
         from train.ppo import train_shared
 

@@ -20,6 +20,9 @@ from energy_env.episodes import WEEK
 class PPOSettings(StrictModel):
     """PPO's hyper-parameters and the training run's choices (the ``training`` section)."""
 
+    algorithm: Literal["ppo", "apg"] = Field(
+        "ppo", description="ppo: Stable-Baselines3 PPO; apg: analytic policy gradients through the differentiable twin (train/apg.py; shared mode)."
+    )
     mode: Literal["shared", "independent", "federated"] = Field("shared", description="One policy for all homes, one per home, or one per home federated.")
     total_timesteps: Int = Field(3_000_000, ge=1, description="Household-steps.")
     scenarios: Int = Field(32, ge=1, description="B: parallel scenarios, each of N households.")
@@ -73,8 +76,18 @@ class PPOSettings(StrictModel):
         2.0, gt=0.0, description="Federated: step of the averaged update (1: plain FedAvg; docs/federated.md; 1 under DP or a robust aggregation)."
     )
 
+    # Analytic policy gradients (algorithm: apg): whole train weeks rolled out and differentiated.
+    apg_iterations: Int = Field(400, ge=1, description="apg: gradient steps, each over apg_batch_weeks weeks of every home.")
+    apg_batch_weeks: Int = Field(16, ge=1, description="apg: train weeks (windows wholly in train days) per gradient step.")
+    apg_learning_rate: float = Field(1e-2, gt=0.0, description="apg: Adam's rate, decayed linearly to 0 over the iterations (docs/training.md: 1e-3 ends lower).")
+    apg_max_grad_norm: float = Field(1.0, gt=0.0, description="apg: the gradient's L2 norm is clipped to this.")
+    apg_eval_every: Int = Field(50, ge=1, description="apg: iterations between test-week evaluations.")
+
     @model_validator(mode="after")
     def _consistent(self) -> "PPOSettings":
+        if self.algorithm == "apg" and (self.mode != "shared" or self.residual_base is not None or self.pretrain != "none"):
+            raise ValueError(f"algorithm 'apg' trains one shared policy from scratch: it needs mode 'shared', no residual_base and "
+                             f"pretrain 'none' (got mode {self.mode!r}, residual_base {self.residual_base!r}, pretrain {self.pretrain!r})")
         if self.residual_base is not None and self.mode != "shared":
             raise ValueError(f"residual_base needs mode 'shared' (the per-home loops step the raw env), got mode {self.mode!r}")
         if self.observation_scale != "absolute" and (self.mode != "shared" or self.vec != "core"):

@@ -1,14 +1,16 @@
 """Generalisation: policies trained on one data set, tested unchanged on another, over seeds.
 
-    .venv/bin/python benchmarks/generalisation.py                          # 3 seeds, both methods (about 40 min)
+    .venv/bin/python benchmarks/generalisation.py                          # 3 seeds, three methods (about 2 h)
     .venv/bin/python benchmarks/generalisation.py --seeds 0 --variants residual --steps 1000000   # a quick look
     .venv/bin/python benchmarks/generalisation.py --resume                 # finish an interrupted run
 
-Training sets (``wattshare train-policies``, shared PPO, test weeks never used): the synthetic
-default (10 homes), the 14 CityLearn 2022 homes, and their first half (``data.households``:
-Building_1-7; ``citylearn_b``, Building_8-17, trains the other half's own reference on request). Each set is trained with every method (``plain``: PPO;
-``residual``: PPO correcting the rule-based controller) and seed; its ``curve.csv`` is the
-in-domain learning curve (test weeks against household-steps and wall time).
+Training sets (``wattshare train-policies``, shared policies, test weeks never used): the
+synthetic default (10 homes), the 14 CityLearn 2022 homes, and their first half
+(``data.households``: Building_1-7; ``citylearn_b``, Building_8-17, trains the other half's own
+reference on request). Each set is trained with every method (``plain``: PPO; ``residual``: PPO
+correcting the rule-based controller; ``apg``: analytic policy gradients, ``--algorithm apg``)
+and seed; its ``curve.csv`` is the in-domain learning curve (test weeks against household-steps
+and wall time).
 
 Test sets (``wattshare benchmark`` with every checkpoint, so the rule, MPC and the oracle are run
 once per set): synthetic, CityLearn, and the second half of the CityLearn homes. A checkpoint
@@ -41,10 +43,11 @@ TRAIN_SETS = ("synthetic", "citylearn", "citylearn_a", "citylearn_b")
 # test set: the training sets scored on it (none that trained on any of its homes but itself)
 TEST_SETS = {"synthetic": ("synthetic",), "citylearn": ("citylearn", "synthetic"),
              "citylearn_b": ("citylearn_b", "citylearn_a", "synthetic")}
-VARIANTS = {"plain": [], "residual": ["--residual", "rule_based"],  # *_per_home: --observation-scale per_home
+VARIANTS = {"plain": [], "residual": ["--residual", "rule_based"], "apg": ["--algorithm", "apg"],  # *_per_home: --observation-scale per_home
             "plain_per_home": ["--observation-scale", "per_home"],
             "residual_per_home": ["--residual", "rule_based", "--observation-scale", "per_home"]}
-BASELINES = ["pge_baseline", "rule_based", "mpc", "oracle"]
+METHOD_NAMES = {"plain": "ppo", "residual": "ppo residual on the rule", "apg": "apg (analytic policy gradients)"}
+BASELINES = ["pge_baseline", "rule_based", "mpc", "mpc_day_ahead", "oracle"]
 
 
 def write_configs(out: Path) -> dict[str, Path | None]:
@@ -84,6 +87,8 @@ def train_all(args: argparse.Namespace, configs: dict, out: Path) -> tuple[list[
                     folder.mkdir(parents=True, exist_ok=True)
                     cmd = ["train-policies", *config_flag(configs[name]), "--steps", str(args.steps), "--seed", str(seed),
                            "--eval-every", str(args.eval_every or args.steps), *VARIANTS[variant], *args.train_flags, "--output", str(folder)]
+                    if variant.startswith("apg") and args.apg_iterations:
+                        cmd[1:1] = ["--iterations", str(args.apg_iterations)]
                     done, wall = wattshare(cmd, folder.parent / f"{folder.name}.log")
                     ok &= done
                     print(f"trained {name} {variant} seed {seed}: {wall:.0f} s" + ("" if done else " FAILED"), flush=True)
@@ -154,7 +159,7 @@ def tables(rows: list[dict]) -> str:
             if "train" in r:
                 groups.setdefault((r["method"], r["train"]), []).append(r)
         for (method, train), rs in sorted(groups.items()):
-            name = ("ppo" if method.startswith("plain") else "ppo residual on the rule") + (", per-home scale" if method.endswith("per_home") else "")
+            name = METHOD_NAMES[method.removesuffix("_per_home")] + (", per-home scale" if method.endswith("per_home") else "")
             lines.append(f"| {name} | {train} | {len(rs)} | {spread([r['saved_percent'] for r in rs], 2)} | "
                          f"{spread([r['oracle_share'] for r in rs])} |")
     return "\n".join(lines) + "\n"
@@ -186,12 +191,13 @@ def curves(folders: list[Path]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["plain", "residual"])
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["plain", "residual", "apg"])
     parser.add_argument("--train-sets", nargs="+", choices=TRAIN_SETS, default=["synthetic", "citylearn", "citylearn_a"],
                         help="citylearn_b: the in-domain reference for the half the citylearn_a policies are tested on")
     parser.add_argument("--test-sets", nargs="+", choices=sorted(TEST_SETS), default=list(TEST_SETS))
     parser.add_argument("--steps", type=int, default=3_000_000, help="household-steps per training run")
     parser.add_argument("--eval-every", type=int, default=1_000_000, help="household-steps between test-week evaluations (the curves)")
+    parser.add_argument("--apg-iterations", type=int, default=None, help="apg's gradient steps (training.apg_iterations; --steps is PPO's)")
     parser.add_argument("--train-flags", nargs=argparse.REMAINDER, default=[],
                         help="last: flags added to every train-policies command (e.g. --train-flags --lr-schedule linear)")
     parser.add_argument("--resume", action="store_true", help="keep finished trainings and test sets under --output")

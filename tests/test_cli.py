@@ -33,7 +33,7 @@ def quick_run(tmp_path_factory):
 
 def test_quick_pipeline_writes_seed_shaped_json(quick_run):
     doc = json.loads((quick_run / "simulation_results.json").read_text())
-    assert doc["mode"] == "quick" and doc["policy"] == "ppo_shared"
+    assert doc["mode"] == "quick" and doc["policy"] == "apg_shared"  # featured: analytic policy gradients
     assert len(doc["households"]) == 10
     for h in doc["households"]:
         c = h["costs"]
@@ -46,7 +46,8 @@ def test_quick_pipeline_writes_seed_shaped_json(quick_run):
     agg = doc["aggregate_metrics"]
     assert {"avg_household_savings_percent", "total_energy_traded_kwh"} <= set(agg)
     assert agg["constraint_violations"] == 0
-    assert {"pge_baseline", "rule_based", "oracle", "ppo_shared"} <= set(doc["policies"])
+    assert {"pge_baseline", "rule_based", "oracle", "ppo_shared", "apg_shared"} <= set(doc["policies"])
+    assert {"policy_training_s", "ppo_shared_training_s", "apg_shared_training_s"} <= set(doc["timings_seconds"])
     assert doc["policies"]["oracle"]["share_of_oracle_savings"] == 1.0
     assert doc["forecasters"]["method"].startswith("FedAvg") and doc["forecasters"]["replies_left_out"] == 0
     assert doc["failed_policies"] == {"unsolvable": "ScheduleError: HiGHS found no optimal schedule: model status 'Time limit reached'"}
@@ -55,11 +56,12 @@ def test_quick_pipeline_writes_seed_shaped_json(quick_run):
 
 def test_quick_pipeline_writes_table_plots_and_checkpoints(quick_run):
     table = (quick_run / "benchmark" / "benchmark.md").read_text()
-    assert "| ppo_shared |" in table and "| unsolvable | failed |" in table
+    assert "| ppo_shared |" in table and "| apg_shared |" in table and "| unsolvable | failed |" in table
     assert json.loads((quick_run / "benchmark" / "results_unsolvable.json").read_text())["status"] == "failed"
     assert (quick_run / "benchmark" / "home_day.png").exists()
     assert (quick_run / "checkpoints" / "forecasters.pt").exists()
     assert (quick_run / "checkpoints" / "ppo_shared" / "meta.json").exists()
+    assert json.loads((quick_run / "checkpoints" / "apg_shared" / "meta.json").read_text())["settings"]["algorithm"] == "apg"
 
 
 def test_a_failed_featured_policy_raises(tmp_path):
@@ -101,5 +103,6 @@ def test_the_at_scale_recipe():
 
     run, changed = at_scale_recipe(RunConfig(), 1000)
     assert run.federated.fraction_train == run.federated.fraction_evaluate == 0.05 and run.training.scenarios == 1
+    assert run.training.apg_batch_weeks == 1  # one week of the 1,000 homes per gradient step
     assert "mpc" not in run.benchmark.policies and changed["forecasters"].startswith("the global FedAvg model")
     assert at_scale_recipe(RunConfig(), 10) == (RunConfig(), None)

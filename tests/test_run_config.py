@@ -63,7 +63,7 @@ def test_data_flags_mean_the_same_everywhere(tmp_path):
 
 def test_quick_is_the_main_job_with_small_budgets():
     quick = with_sections(RunConfig(), QUICK)
-    assert quick.pipeline.residual_base is None and quick.federated.rounds == 1 and quick.benchmark.weeks == 1
+    assert quick.pipeline.learned == ["ppo", "apg"] and quick.federated.rounds == 1 and quick.benchmark.weeks == 1
     assert quick.env == RunConfig().env and quick.training.net_arch == RunConfig().training.net_arch
 
 

@@ -7,11 +7,13 @@ Read it top to bottom:
    travel between the homes and the server), then each home fine-tunes the global model on its
    own train days. The env's observations and the coordinator's price signal then use those
    forecasts (computed once for the whole data set).
-3. Train shared PPO policies on train weeks (reward: savings against each home's PG&E
-   baseline): one that sets the battery itself, and one that learns a correction to the
-   rule-based controller's setpoint (residual learning; ``pipeline.residual_base``).
+3. Train the shared policies of ``pipeline.learned`` on train weeks: by default PPO correcting
+   the rule-based controller's setpoint (residual learning, ``pipeline.residual_base``; reward:
+   savings against each home's PG&E baseline) and, featured, a policy trained by analytic policy
+   gradients through the differentiable twin (``apg``); ``ppo`` adds PPO setting the setpoint
+   itself.
 4. Benchmark on the test weeks, which training never saw: the PG&E baseline, the rule-based
-   controller, MPC, the perfect-foresight oracle and the PPO policies.
+   controller, MPC, the perfect-foresight oracle and the learned policies.
 5. Write ``simulation_results.json`` (the seed's shape, for the learned policy, with a timeline of
    the first test week and every policy's aggregate figures), the table and the plots.
 
@@ -95,16 +97,26 @@ def run_pipeline(run: RunConfig, out_dir: str | Path = "data/output", quick: boo
     timings["forecasters_s"] = time.perf_counter() - t0
     memory["forecasters"] = peak_rss_mb()
 
-    # 3. Shared PPO policies on train days: the setpoint itself, and a correction to a controller.
+    # 3. Shared policies on train days (pipeline.learned): PPO setting the setpoint itself or
+    #    correcting a controller, analytic policy gradients; the last one is featured.
     t1 = time.perf_counter()
     learned = []
-    for residual in (None, run.pipeline.residual_base) if run.pipeline.residual_base else (None,):
-        settings = training.replace(mode="shared", residual_base=residual)
-        folder = ckpt / ("ppo_shared" if residual is None else f"ppo_shared_residual_{residual}")
-        folder.mkdir(parents=True, exist_ok=True)
-        learned.append(train_shared(community, settings, folder, evaluate=False))
-    ppo = learned[-1]  # featured: the residual policy when trained
+    for kind in run.pipeline.learned:
+        t_kind = time.perf_counter()
+        if kind == "apg":
+            from train.apg import NAME as APG_NAME, train_apg
+
+            settings = training.replace(algorithm="apg", mode="shared", residual_base=None, pretrain="none")
+            learned.append(train_apg(community, settings, ckpt / APG_NAME, evaluate=False))
+        else:
+            residual = run.pipeline.residual_base if kind == "ppo_residual" else None
+            settings = training.replace(algorithm="ppo", mode="shared", residual_base=residual)
+            folder = ckpt / ("ppo_shared" if residual is None else f"ppo_shared_residual_{residual}")
+            folder.mkdir(parents=True, exist_ok=True)
+            learned.append(train_shared(community, settings, folder, evaluate=False))
+        timings[f"{learned[-1].name}_training_s"] = time.perf_counter() - t_kind
     timings["policy_training_s"] = time.perf_counter() - t1
+    best = learned[-1]  # featured
     memory["policy_training"] = peak_rss_mb()
 
     # 4. Benchmark on the test weeks (cost, not the training reward, is what is scored).
@@ -119,9 +131,9 @@ def run_pipeline(run: RunConfig, out_dir: str | Path = "data/output", quick: boo
     # 5. The seed-shaped document: the learned policy, its first test week, every policy's figures.
     #    A failed baseline policy is a row that says so (exit 1); without the featured policy
     #    there is no document to write (the benchmark folder holds what finished).
-    featured = featured_run(runs, ppo.name, out / "benchmark")
+    featured = featured_run(runs, best.name, out / "benchmark")
     doc = {k: v for k, v in featured.document.items() if k not in ("status", "run_key", "run_inputs")}
-    doc["households_first_test_week"] = results_json(scored, featured.trajectory, ppo.name, timeline=True)["households"]
+    doc["households_first_test_week"] = results_json(scored, featured.trajectory, best.name, timeline=True)["households"]
     doc["policies"] = {name: r.document["aggregate_metrics"] for name, r in runs.items() if r.ok}
     doc["failed_policies"] = runs.failed  # {name: "<ExceptionType>: <message>"}; empty when all finished
     timings["total_s"] = time.perf_counter() - t0
@@ -139,8 +151,9 @@ def at_scale_recipe(run: RunConfig, num_households: int) -> tuple[RunConfig, dic
     """``run`` as the main job runs it for ``num_households`` homes, and what the at-scale recipe changed (None below it).
 
     From ``pipeline.scale_households`` homes on: FedAvg samples ``scale_clients_per_round`` homes per
-    round (training and evaluation), every home uses the global model, PPO rolls out about
-    ``scale_rollout_households`` households per step, and ``scale_skip_policies`` are left out.
+    round (training and evaluation), every home uses the global model, PPO rolls out and APG
+    differentiates about ``scale_rollout_households`` households per step, and
+    ``scale_skip_policies`` are left out.
     """
     p = run.pipeline
     if num_households < p.scale_households:
@@ -148,7 +161,8 @@ def at_scale_recipe(run: RunConfig, num_households: int) -> tuple[RunConfig, dic
     share = min(1.0, p.scale_clients_per_round / num_households)
     scenarios = max(1, p.scale_rollout_households // num_households)
     policies = [name for name in run.benchmark.policies if name not in p.scale_skip_policies]
-    changed = {"federated": {"fraction_train": share, "fraction_evaluate": share}, "training": {"scenarios": scenarios},
+    changed = {"federated": {"fraction_train": share, "fraction_evaluate": share},
+               "training": {"scenarios": scenarios, "apg_batch_weeks": min(run.training.apg_batch_weeks, scenarios)},
                "benchmark": {"policies": policies}}
     scaled = with_sections(run, changed)
     return scaled, {**changed, "forecasters": "the global FedAvg model for every home (no fine-tuning)"}

@@ -20,7 +20,7 @@ configuration it ran with as ``run_config.yaml`` beside its results; passing tha
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import yaml
 from pydantic import Field, ValidationError
@@ -46,13 +46,20 @@ class BenchmarkSettings(StrictModel):
 class PipelineSettings(StrictModel):
     """What the main job adds to the sections (the ``pipeline`` section)."""
 
-    residual_base: str | None = Field("rule_based", description="Also train a residual policy on this controller (null: no).")
+    learned: list[Literal["ppo", "ppo_residual", "apg"]] = Field(
+        default_factory=lambda: ["ppo_residual", "apg"], min_length=1,
+        description="Learned policies the main job trains, in order, the last one featured: ppo (shared PPO), ppo_residual "
+        "(PPO correcting residual_base), apg (analytic policy gradients, training.apg_*).",
+    )
+    residual_base: str = Field("rule_based", description="The controller ppo_residual corrects.")
     workers: Int = Field(2, ge=1, description="Homes whose forecasters train at once (processes).")
     # The at-scale recipe (docs/scaling.md): from scale_households homes on, per-home fine-tuning
     # of 1,000 LSTMs would take hours and a rollout of 32 scenarios x 1,000 homes 1.5 M steps.
     scale_households: Int = Field(150, ge=1, description="From this many homes on, the main job follows its at-scale recipe.")
     scale_clients_per_round: Int = Field(50, ge=1, description="At scale: homes FedAvg samples per round (fraction_train).")
-    scale_rollout_households: Int = Field(320, ge=1, description="At scale: households per PPO rollout step (scenarios = this / N).")
+    scale_rollout_households: Int = Field(
+        320, ge=1, description="At scale: households per PPO rollout step (scenarios = this / N) and per APG gradient step (weeks = this / N)."
+    )
     scale_skip_policies: list[str] = Field(default_factory=lambda: ["mpc"], description="At scale: benchmark policies left out.")
 
 
@@ -84,9 +91,9 @@ def with_sections(run: RunConfig, sections: Mapping[str, Mapping[str, Any]]) -> 
 # wattshare run --quick: a one-minute smoke version of the main job (with_sections(run, QUICK))
 QUICK: dict[str, dict[str, Any]] = {
     "federated": {"rounds": 1, "finetune_epochs": 1},
-    "training": {"total_timesteps": 20_000},
+    "training": {"total_timesteps": 20_000, "apg_iterations": 3, "apg_batch_weeks": 2},
     "benchmark": {"weeks": 1, "policies": ["pge_baseline", "rule_based", "oracle"]},
-    "pipeline": {"residual_base": None},
+    "pipeline": {"learned": ["ppo", "apg"]},
 }
 
 

@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/apg_scale.py --households 1000 --iterations 10
 
 Each size runs in a fresh process (so its peak RSS is its own) on the synthetic default with
-``forecast.day_ahead_blocks`` as configured, the batch the main job uses there (``apg_batch_weeks``,
-at scale ``pipeline.scale_rollout_households // N`` weeks: one week of all 1,000 homes), no
+``forecast.day_ahead_blocks`` as configured, the batch training uses there (``apg_batch_weeks``,
+at most ``apg_max_batch_households`` households: 3 weeks at 100 homes, one week of all 1,000), no
 evaluation. It prints one row per size: the normaliser's fit, seconds per gradient step (a week
 of every home of the batch rolled out, differentiated and stepped), differentiated
 household-steps per second, and the process's peak RSS.
@@ -51,7 +51,8 @@ def one(households: int, iterations: int, config: str | None) -> dict:
         apg.train_apg(community, settings, Path(tmp), evaluate=False)
         timing = json.loads((Path(tmp) / "timing.json").read_text())
     per_step = timing["train_seconds"] / iterations
-    return {"households": households, "batch_weeks": settings.apg_batch_weeks, "day_ahead_blocks": community.params.day_ahead_blocks,
+    weeks = apg.batch_weeks(settings, households, 10**6)
+    return {"households": households, "batch_weeks": weeks, "day_ahead_blocks": community.params.day_ahead_blocks,
             "normalizer_s": round(timed["normalizer_s"], 1), "seconds_per_iteration": round(per_step, 2),
             "household_steps_per_second": timing["household_steps_per_second"],
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}

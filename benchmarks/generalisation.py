@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/generalisation.py                          # 3 seeds, three methods (about 2 h)
     .venv/bin/python benchmarks/generalisation.py --seeds 0 --variants residual --steps 1000000   # a quick look
     .venv/bin/python benchmarks/generalisation.py --resume                 # finish an interrupted run
+    .venv/bin/python benchmarks/generalisation.py --variants apg --seeds 2 --skip-tests  # train only, e.g. in a second process
 
 Training sets (``wattshare train-policies``, shared policies, test weeks never used): the
 synthetic default (10 homes), the 14 CityLearn 2022 homes, and their first half
@@ -201,6 +202,8 @@ def main() -> int:
     parser.add_argument("--train-flags", nargs=argparse.REMAINDER, default=[],
                         help="last: flags added to every train-policies command (e.g. --train-flags --lr-schedule linear)")
     parser.add_argument("--resume", action="store_true", help="keep finished trainings and test sets under --output")
+    parser.add_argument("--skip-tests", action="store_true",
+                        help="train only (e.g. seeds split over processes), then run again with --resume to benchmark every checkpoint")
     parser.add_argument("--output", type=Path, default=ROOT / "data/output/generalisation")
     args = parser.parse_args()
     if not CITYLEARN.is_file() or not (ROOT / yaml.safe_load(CITYLEARN.read_text())["data"]["path"]).is_dir():
@@ -209,6 +212,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     configs = write_configs(out)
     folders, trained_ok = train_all(args, configs, out)
+    if args.skip_tests:
+        return 0 if trained_ok else 1
     rows, tested_ok = test_all(args, configs, folders, out)
     with (out / "rows.jsonl").open("w") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)

@@ -129,6 +129,15 @@ def test_normalizer_merges_chunks_into_the_statistics_of_every_window(monkeypatc
     assert len(used) == 4 and used[0] == starts[0] and used[-1] == starts[-1]
 
 
+def test_batch_weeks_bound_the_households_per_step():
+    from train.apg import batch_weeks
+
+    s = PPOSettings(algorithm="apg")  # 16 weeks, at most 320 households
+    assert batch_weeks(s, 10, 209) == 16 and batch_weeks(s, 14, 209) == 16
+    assert batch_weeks(s, 100, 209) == 3 and batch_weeks(s, 1000, 209) == 1  # one week of every home at least
+    assert batch_weeks(s, 10, 5) == 5
+
+
 def test_settings_refuse_apg_with_ppo_only_options():
     with pytest.raises(ValueError, match="algorithm 'apg'"):
         PPOSettings(algorithm="apg", residual_base="rule_based")

@@ -103,6 +103,5 @@ def test_the_at_scale_recipe():
 
     run, changed = at_scale_recipe(RunConfig(), 1000)
     assert run.federated.fraction_train == run.federated.fraction_evaluate == 0.05 and run.training.scenarios == 1
-    assert run.training.apg_batch_weeks == 1  # one week of the 1,000 homes per gradient step
     assert "mpc" not in run.benchmark.policies and changed["forecasters"].startswith("the global FedAvg model")
     assert at_scale_recipe(RunConfig(), 10) == (RunConfig(), None)

@@ -14,7 +14,8 @@ unchanged. Read it top to bottom:
 2. Fit the observation normaliser on the rule-based controller's observations of the train
    windows (all of them, or evenly spaced ones at scale).
 3. The network: SB3's MLP actor-critic (the critic is unused), its mean action is the setpoint.
-4. Each iteration draws ``apg_batch_weeks`` windows; the env (compiled kernel) steps them and
+4. Each iteration draws ``apg_batch_weeks`` windows (fewer where weeks x homes would exceed
+   ``apg_max_batch_households``); the env (compiled kernel) steps them and
    gives the observations, the twin (:mod:`train.differentiable`) gives the same cost as a
    differentiable function of the setpoints and the state of charge; Adam steps on the mean
    cost per household-interval (in cents, so that gradients are well above Adam's epsilon and
@@ -123,7 +124,7 @@ class WeekCost:
 
 
 class WeekRollout:
-    """Rolls a network over B windows through the env and the twin; ``loss`` is differentiable."""
+    """Rolls a network over B windows through the env and the twin (the cost it returns is differentiable)."""
 
     def __init__(self, community: Community, normalizer: ObsNormalizer, scaler: ObservationScaler) -> None:
         self.community = community
@@ -175,6 +176,12 @@ class WeekRollout:
 # The loop
 
 
+def batch_weeks(settings: PPOSettings, num_households: int, windows: int) -> int:
+    """Windows per gradient step: ``apg_batch_weeks``, fewer where weeks x homes would exceed
+    ``apg_max_batch_households`` (one week of every home at least), never more than there are."""
+    return max(1, min(settings.apg_batch_weeks, settings.apg_max_batch_households // num_households, windows))
+
+
 def train_apg(community: Community, settings: PPOSettings, out: Path, evaluate: bool = True) -> LearnedPolicy:
     """Train a shared policy by analytic policy gradients; checkpoint and curve in ``out``."""
     torch.set_num_threads(settings.torch_threads)
@@ -192,7 +199,7 @@ def train_apg(community: Community, settings: PPOSettings, out: Path, evaluate: 
 
     out.mkdir(parents=True, exist_ok=True)
     curve = CurveLogger(out / "curve.csv", TestWeekEvaluator(community) if evaluate else None)
-    batch = min(settings.apg_batch_weeks, len(starts))
+    batch = batch_weeks(settings, community.num_households, len(starts))
     per_iteration = batch * community.num_households * length
     log = (out / "progress.csv").open("w")
     log.write("iteration,household_steps,train_savings_percent,grad_norm,seconds\n")

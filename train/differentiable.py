@@ -60,8 +60,9 @@ class Twin:
 def twin_of(community: Community) -> Twin:
     """The twin of ``community``; :class:`TwinError` for the double auction."""
     p, d = community.params, community.data
-    if p.mechanism not in POOL_MECHANISMS:
-        raise TwinError(f"market.mechanism {p.mechanism!r} has no differentiable twin (a sort of limit orders); "
+    mechanism = str(getattr(p.mechanism, "value", p.mechanism))
+    if mechanism not in POOL_MECHANISMS:
+        raise TwinError(f"market.mechanism {mechanism!r} has no differentiable twin (a sort of limit orders); "
                         f"analytic policy gradients need one of {POOL_MECHANISMS}")
     def t(a: np.ndarray) -> torch.Tensor:
         # Shares memory with the core's read-only arrays (no copy of a year of every home); the
@@ -77,7 +78,7 @@ def twin_of(community: Community) -> Twin:
         soc_min_kwh=t(bp.soc_min_kwh), soc_max_kwh=t(bp.soc_max_kwh), max_ac_kwh=t(bp.max_ac_kwh),
         import_limit_kwh=t(p.import_limit_kwh), export_limit_kwh=t(p.export_limit_kwh),
         eta_charge=float(bp.eta_charge), eta_discharge=float(bp.eta_discharge), charge_from_grid=bool(bp.charge_from_grid),
-        degradation_usd_per_kwh=float(bp.degradation_cost_usd_per_kwh), mechanism=p.mechanism, loss=float(p.loss),
+        degradation_usd_per_kwh=float(bp.degradation_cost_usd_per_kwh), mechanism=mechanism, loss=float(p.loss),
         terminal_price_usd_per_kwh=p.terminal_price_usd_per_kwh, baseline_credit_usd_per_kwh=float(p.baseline_credit_usd_per_kwh),
     )
 

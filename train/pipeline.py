@@ -151,9 +151,9 @@ def at_scale_recipe(run: RunConfig, num_households: int) -> tuple[RunConfig, dic
     """``run`` as the main job runs it for ``num_households`` homes, and what the at-scale recipe changed (None below it).
 
     From ``pipeline.scale_households`` homes on: FedAvg samples ``scale_clients_per_round`` homes per
-    round (training and evaluation), every home uses the global model, PPO rolls out and APG
-    differentiates about ``scale_rollout_households`` households per step, and
-    ``scale_skip_policies`` are left out.
+    round (training and evaluation), every home uses the global model, PPO rolls out about
+    ``scale_rollout_households`` households per step, and ``scale_skip_policies`` are left out
+    (APG bounds its own batch at every size: ``training.apg_max_batch_households``).
     """
     p = run.pipeline
     if num_households < p.scale_households:
@@ -162,7 +162,7 @@ def at_scale_recipe(run: RunConfig, num_households: int) -> tuple[RunConfig, dic
     scenarios = max(1, p.scale_rollout_households // num_households)
     policies = [name for name in run.benchmark.policies if name not in p.scale_skip_policies]
     changed = {"federated": {"fraction_train": share, "fraction_evaluate": share},
-               "training": {"scenarios": scenarios, "apg_batch_weeks": min(run.training.apg_batch_weeks, scenarios)},
+               "training": {"scenarios": scenarios},
                "benchmark": {"policies": policies}}
     scaled = with_sections(run, changed)
     return scaled, {**changed, "forecasters": "the global FedAvg model for every home (no fine-tuning)"}

@@ -57,9 +57,7 @@ class PipelineSettings(StrictModel):
     # of 1,000 LSTMs would take hours and a rollout of 32 scenarios x 1,000 homes 1.5 M steps.
     scale_households: Int = Field(150, ge=1, description="From this many homes on, the main job follows its at-scale recipe.")
     scale_clients_per_round: Int = Field(50, ge=1, description="At scale: homes FedAvg samples per round (fraction_train).")
-    scale_rollout_households: Int = Field(
-        320, ge=1, description="At scale: households per PPO rollout step (scenarios = this / N) and per APG gradient step (weeks = this / N)."
-    )
+    scale_rollout_households: Int = Field(320, ge=1, description="At scale: households per PPO rollout step (scenarios = this / N).")
     scale_skip_policies: list[str] = Field(default_factory=lambda: ["mpc"], description="At scale: benchmark policies left out.")
 
 

@@ -79,6 +79,9 @@ class PPOSettings(StrictModel):
     # Analytic policy gradients (algorithm: apg): whole train weeks rolled out and differentiated.
     apg_iterations: Int = Field(400, ge=1, description="apg: gradient steps, each over apg_batch_weeks weeks of every home.")
     apg_batch_weeks: Int = Field(16, ge=1, description="apg: train weeks (windows wholly in train days) per gradient step.")
+    apg_max_batch_households: Int = Field(
+        320, ge=1, description="apg: at most this many households (weeks x homes) per gradient step: large communities take fewer weeks, at least one."
+    )
     apg_learning_rate: float = Field(1e-2, gt=0.0, description="apg: Adam's rate, decayed linearly to 0 over the iterations (docs/training.md: 1e-3 ends lower).")
     apg_max_grad_norm: float = Field(1.0, gt=0.0, description="apg: the gradient's L2 norm is clipped to this.")
     apg_eval_every: Int = Field(50, ge=1, description="apg: iterations between test-week evaluations.")

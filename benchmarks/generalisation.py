@@ -14,7 +14,9 @@ and seed; its ``curve.csv`` is the in-domain learning curve (test weeks against 
 and wall time).
 
 Test sets (``wattshare benchmark`` with every checkpoint, so the rule, MPC and the oracle are run
-once per set): synthetic, CityLearn, and the second half of the CityLearn homes. A checkpoint
+once per set): synthetic (scoring the policies trained there and on CityLearn), CityLearn (trained
+there and on synthetic), and the second half of the CityLearn homes (trained on the first half and
+on synthetic). A checkpoint
 acts on a test set of another size and other homes as it is (``LearnedPolicy.load`` checks only
 the observation layout, action space and forecasts).
 
@@ -42,7 +44,7 @@ FIRST_HALF = [f"Building_{k}" for k in (1, 2, 3, 4, 5, 6, 7)]
 SECOND_HALF = [f"Building_{k}" for k in (8, 9, 10, 11, 13, 16, 17)]
 TRAIN_SETS = ("synthetic", "citylearn", "citylearn_a", "citylearn_b")
 # test set: the training sets scored on it (none that trained on any of its homes but itself)
-TEST_SETS = {"synthetic": ("synthetic",), "citylearn": ("citylearn", "synthetic"),
+TEST_SETS = {"synthetic": ("synthetic", "citylearn"), "citylearn": ("citylearn", "synthetic"),
              "citylearn_b": ("citylearn_b", "citylearn_a", "synthetic")}
 VARIANTS = {"plain": [], "residual": ["--residual", "rule_based"], "apg": ["--algorithm", "apg"],  # *_per_home: --observation-scale per_home
             "plain_per_home": ["--observation-scale", "per_home"],

@@ -7,7 +7,9 @@ same episodes everywhere:
   rest train days;
 * a **test week** is one episode of :data:`WEEK` intervals from the first day of each run of
   consecutive test days; the battery's state carries from day to day and is settled at the end;
-* a training or env **episode** starts at midnight of a day of a split (:func:`episode_start`).
+* a training or env **episode** starts at midnight of a day of a split (:func:`episode_start`):
+  ``"train"`` days (an episode longer than a day may run on into the test days after its start),
+  ``"train_whole"`` (only episodes whose every day is a train day), ``"test"`` or ``"all"``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from energy_env.data.dataset import Dataset
 
 WEEK = 7 * INTERVALS_PER_DAY  # intervals of a test-week episode
 RESET_OPTIONS = ("day", "split", "start_interval")
+SPLITS = ("train", "train_whole", "test", "all")
 
 
 def first_days_of_test_weeks(dataset: Dataset) -> np.ndarray:
@@ -56,6 +59,25 @@ def train_window_starts(dataset: Dataset, length: int) -> np.ndarray:
     return first * INTERVALS_PER_DAY
 
 
+def check_split(split: str) -> None:
+    """Raise ``ValueError`` naming the known splits unless ``split`` is one of :data:`SPLITS`."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(map(repr, SPLITS))}")
+
+
+def split_start_days(dataset: Dataset, split: str, length: int) -> np.ndarray:
+    """Days of ``split`` on which an episode of ``length`` intervals can start (within the data set).
+
+    ``"train_whole"`` keeps only the train days whose episode lies wholly in train days
+    (:func:`train_window_starts`); the other splits only need the episode to fit in the data.
+    """
+    check_split(split)
+    if split == "train_whole":
+        return train_window_starts(dataset, length) // INTERVALS_PER_DAY
+    days = dataset.split_days(split)
+    return days[days * INTERVALS_PER_DAY + length <= dataset.num_intervals]
+
+
 def episode_start(dataset: Dataset, length: int, options: dict, rng: np.random.Generator, stacklevel: int = 2) -> int:
     """First interval of an episode of ``length`` intervals chosen by reset ``options``.
 
@@ -73,8 +95,7 @@ def episode_start(dataset: Dataset, length: int, options: dict, rng: np.random.G
         if not 0 <= start <= total - length:
             raise ValueError(f"start_interval {start} must lie in [0, {total - length}]")
         return start
-    days = dataset.split_days(options.get("split", "train"))
-    days = days[days * INTERVALS_PER_DAY + length <= total]
+    days = split_start_days(dataset, options.get("split", "train"), length)
     if len(days) == 0:
         raise ValueError(f"no day of split {options.get('split', 'train')!r} can start an episode of {length} intervals")
     if "day" in options:

@@ -31,7 +31,7 @@ from energy_env.community import Community
 from energy_env.config import EnvConfig
 from energy_env.data.dataset import Dataset
 from energy_env.env import INFO_FIELDS, SCENARIO_INFO_FIELDS, make_community
-from energy_env.episodes import episode_start
+from energy_env.episodes import episode_start, split_start_days
 from energy_env.forecast import ForecastProvider
 
 PER_SCENARIO_OPTIONS = ("day", "start_interval")  # reset options that may give one value per scenario
@@ -47,7 +47,7 @@ class BatchedEpisodes:
     def __init__(self, community: Community, num_scenarios: int, split: str = "train") -> None:
         if num_scenarios < 1:
             raise ValueError(f"num_scenarios must be >= 1, got {num_scenarios}")
-        community.dataset.split_days(split)  # fail early on an unknown split
+        split_start_days(community.dataset, split, community.config.episode_length)  # fail early on an unknown split or no window
         self.community = community
         self.params = community.params
         self.data = community.data

@@ -64,6 +64,19 @@ def test_seeded_reset_draws_train_days():
         assert info["household_0"]["interval"] // 48 not in test_days
 
 
+def test_train_whole_split_draws_only_weeks_of_train_days():
+    env = energy_env.parallel_env(episode_length=336)
+    test = env.data.dataset.test_day_mask()
+    starts = {env.reset(seed=seed)[1]["household_0"]["interval"] // 48 for seed in range(200)}
+    assert any(test[d:d + 7].any() for d in starts)  # "train" lets a week run on into test days
+    for seed in range(200):
+        _, info = env.reset(seed=seed, options={"split": "train_whole"})
+        day = info["household_0"]["interval"] // 48
+        assert not test[day:day + 7].any()
+    with pytest.raises(ValueError, match="no window of"):
+        energy_env.parallel_env(episode_length=30 * 48).reset(options={"split": "train_whole"})
+
+
 def test_infos_carry_the_balance_and_signals():
     env = energy_env.parallel_env()
     env.reset(seed=0, options={"day": 150})

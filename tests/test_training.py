@@ -153,3 +153,18 @@ def test_default_outputs_differ_per_variant_and_data_set():
             default_output(a, "federated"), default_output(b, "shared")}
     assert len(outs) == 5
     assert default_output(a, "shared", "rule_based").name == "ppo_shared_residual_rule_based"
+
+
+def test_episode_split_reaches_the_vecenv_and_needs_the_core():
+    community = build_community(make_config(num_households=2, episode_length=336))
+    venv = make_vec_env(community, 8, 0, split="train_whole")
+    inner = venv
+    while not hasattr(inner, "engine"):  # below VecNormalize
+        inner = inner.venv
+    assert inner.engine.split == "train_whole"
+    venv.reset()
+    test = community.dataset.test_day_mask()
+    assert not any(test[d:d + 7].any() for d in (inner.engine.state.start // 48).tolist())
+    venv.close()
+    with pytest.raises(ValueError, match="needs vec 'core'"):
+        PPOSettings(episode_split="train_whole", vec="supersuit")

@@ -162,3 +162,14 @@ def test_engine_resets_only_the_scenarios_asked():
     np.testing.assert_array_equal(after.soc_kwh[[0, 2]], before.soc_kwh[[0, 2]])
     np.testing.assert_array_equal(after.soc_kwh[1], engine.params.battery.initial_soc_kwh)
     np.testing.assert_array_equal(engine.obs[1], energy_env.core.observe(after, engine.params, engine.data)[1])
+
+
+def test_vecenv_train_whole_split_never_reaches_a_test_day():
+    venv = WattshareVecEnv(64, num_households=2, episode_length=336, split="train_whole")
+    venv.seed(0)
+    venv.reset()
+    test = venv.community.dataset.test_day_mask()
+    days = (venv.engine.state.start // 48).tolist()
+    assert len(days) == 64 and not any(test[d:d + 7].any() for d in days)
+    with pytest.raises(ValueError, match="unknown split"):
+        WattshareVecEnv(1, num_households=2, split="validation")

@@ -107,7 +107,7 @@ def train_independent(
     mode = label if label in ("independent", "federated") else "independent"
     torch.set_num_threads(settings.torch_threads)
     set_random_seed(settings.seed)
-    venv = WattshareVecEnv(settings.scenarios, community=community, split="train")
+    venv = WattshareVecEnv(settings.scenarios, community=community, split=settings.episode_split)
     venv.seed(settings.seed)
     b, n = venv.num_scenarios, venv.num_households
     models = make_models(venv, settings, n)

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=None, help="training.seed (the data's seed is the config's top-level seed)")
     t.add_argument("--eval-every", type=int, default=None, help="training.eval_every: household-steps between test-week evaluations")
     t.add_argument("--episode-length", type=int, default=None, help="training.episode_length: intervals (336: a week, like the evaluation)")
+    t.add_argument("--episode-split", choices=["train", "train_whole"], default=None,
+                   help="training.episode_split: PPO's episodes from any train day, or only wholly within train days")
     t.add_argument("--residual", default=None, help="training.residual_base: learn a correction to this controller's setpoint (e.g. rule_based)")
     t.add_argument("--lr-schedule", choices=["constant", "linear"], default=None, help="training.learning_rate_schedule")
     t.add_argument("--observation-scale", choices=["absolute", "per_home"], default=None,
@@ -69,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_config(args: argparse.Namespace) -> RunConfig:
     """The run configuration these flags describe."""
     training = {"algorithm": args.algorithm, "apg_iterations": args.iterations, "apg_batch_weeks": args.batch_weeks, "mode": args.mode, "total_timesteps": args.steps, "scenarios": args.scenarios, "seed": args.seed,
-                "eval_every": args.eval_every, "episode_length": args.episode_length, "residual_base": args.residual,
+                "eval_every": args.eval_every, "episode_length": args.episode_length, "episode_split": args.episode_split, "residual_base": args.residual,
                 "observation_scale": args.observation_scale, "learning_rate_schedule": args.lr_schedule, "reward": args.reward, "pretrain": args.pretrain, "bc_epochs": args.bc_epochs, "dagger_iterations": args.dagger, "critic_warmup_updates": args.critic_warmup, "vec": args.vec, "fed_every": args.fed_every, "fed_personal": args.fed_personal,
                 "fed_server_learning_rate": args.fed_server_lr, "fed_normalizers": args.fed_normalizers}
     federated = {"aggregation": args.fed_aggregation, "trim_fraction": args.fed_trim_fraction,

@@ -91,13 +91,13 @@ class ScaledObsVecEnv(VecEnvWrapper):
 
 def make_vec_env(
     community: Community, scenarios: int, seed: int, backend: str = "core", residual_base: str | None = None,
-    residual_scale: float = 0.5, observation_scale: str = "absolute",
+    residual_scale: float = 0.5, observation_scale: str = "absolute", split: str = "train",
 ):
-    """A SB3 VecEnv of ``scenarios x N`` households on train days, (per-home scaled,) normalised."""
+    """A SB3 VecEnv of ``scenarios x N`` households on train days (``split``: ``"train"`` or ``"train_whole"``), (per-home scaled,) normalised."""
     if backend == "core":
         from energy_env.vector import WattshareVecEnv
 
-        venv = WattshareVecEnv(scenarios, community=community, split="train")
+        venv = WattshareVecEnv(scenarios, community=community, split=split)
         if residual_base is not None:
             from policies.registry import make_policy
 
@@ -105,6 +105,8 @@ def make_vec_env(
         if observation_scale != "absolute":
             venv = ScaledObsVecEnv(venv, community)
     elif backend == "supersuit":
+        if split != "train":
+            raise ValueError(f"split {split!r} needs the 'core' VecEnv (SuperSuit's conversion resets the env on train days)")
         import supersuit as ss
 
         from energy_env.env import WattshareParallelEnv
@@ -286,7 +288,7 @@ def train_shared(community: Community, settings: PPOSettings, out: Path, backend
     torch.set_num_threads(settings.torch_threads)
     set_random_seed(settings.seed)
     venv = make_vec_env(community, settings.scenarios, settings.seed, backend, settings.residual_base, settings.residual_scale,
-                        settings.observation_scale)
+                        settings.observation_scale, settings.episode_split)
     if resume and (out / "meta.json").exists():
         model, done = resume_model(out, venv, settings, community)
     else:

@@ -65,6 +65,12 @@ class PPOSettings(StrictModel):
     )
     bc_weeks: Int | None = Field(None, ge=1, description="oracle_bc / mpc_bc: only the first K train weeks (None: all).")
     episode_length: Int = Field(WEEK, ge=1, description="Training episode, intervals (336: a week, like the evaluation).")
+    # "train" draws any train day, so a week starting on one of a month's last train days runs on
+    # into its test days (a quarter of the week-long draws); every PPO figure measured before
+    # this key used it. "train_whole" draws only weeks of train days, as APG always does.
+    episode_split: Literal["train", "train_whole"] = Field(
+        "train", description="PPO's training episodes: from any train day (train), or only wholly within train days (train_whole)."
+    )
     # Savings against the home's own baseline remove the load-driven variance of the cost, so the
     # reward reflects only what the battery did; the evaluation still scores the cost.
     reward: Literal["savings", "cost"] = "savings"
@@ -99,6 +105,8 @@ class PPOSettings(StrictModel):
             raise ValueError(f"dagger_iterations needs pretrain 'mpc_bc' (an expert that acts from any state), got {self.pretrain!r}")
         if self.pretrain != "none" and self.mode != "shared":
             raise ValueError(f"pretrain {self.pretrain!r} needs mode 'shared', got mode {self.mode!r}")
+        if self.episode_split != "train" and self.vec != "core":
+            raise ValueError(f"episode_split {self.episode_split!r} needs vec 'core' (SuperSuit's conversion resets the env on train days)")
         if self.residual_base is not None and self.vec != "core":
             raise ValueError("residual_base needs vec 'core'")
         return self
